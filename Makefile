@@ -1,0 +1,52 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+SUPERVISORCTL := $(BIN)/supervisorctl -c supervisord.conf
+
+.PHONY: run test stop status logs bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	@mkdir -p run/logs
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+		echo "supervisord is already running; restarting every program"; $(SUPERVISORCTL) restart all; \
+	else $(BIN)/supervisord -c supervisord.conf; fi
+	@$(BIN)/python -m examples.wait_ready --config seawall.toml
+	@echo
+	@echo "seawall is running under supervisord."
+	@echo "  status:     $(BIN)/seawall --config seawall.toml status"
+	@echo "  processes:  $(SUPERVISORCTL) status"
+	@echo "  logs:       tail -f run/logs/caller.log   (JSON lines; also broker.log, pool-example-*.log)"
+	@echo "  stop:       make stop"
+
+stop:
+	@$(SUPERVISORCTL) shutdown 2>/dev/null || echo "supervisord is not running"
+
+status: $(STAMP_RUN)
+	@$(BIN)/seawall --config seawall.toml status
+
+logs:
+	tail -f run/logs/*.log
+
+test: $(STAMP_TEST)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP_TEST)
+	$(BIN)/python bench/command_path.py
+
+clean:
+	rm -rf $(VENV) run *.egg-info

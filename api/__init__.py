@@ -1,0 +1,29 @@
+"""seawall's caller side: commands, the client stub, and the errors a caller sees."""
+
+from api.client import Client, configure, default_client
+from api.command import Command
+from api.errors import (
+    BadRequest,
+    CommandError,
+    CommandFailed,
+    CommandTimeout,
+    Rejected,
+    RemoteCause,
+    ShortCircuited,
+    WorkerLost,
+)
+
+__all__ = [
+    "BadRequest",
+    "Client",
+    "Command",
+    "CommandError",
+    "CommandFailed",
+    "CommandTimeout",
+    "Rejected",
+    "RemoteCause",
+    "ShortCircuited",
+    "WorkerLost",
+    "configure",
+    "default_client",
+]

@@ -1,0 +1,165 @@
+"""The ``Command`` base class: one call to a dependency, with its arguments and settings.
+
+Service code subclasses it. Annotated class attributes are the command's arguments
+(its *fields*), sent to the worker as msgpack; plain class attributes named like a
+setting (``timeout_s``, ``breaker_error_pct``, ...) are its settings, which the config
+file can override per command.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, ClassVar
+
+from gevent.event import AsyncResult
+
+from shared import protocol
+from shared.config import COMMAND_SETTINGS, ConfigError
+
+#: Class attributes that belong to the command's definition, not its arguments.
+RESERVED_NAMES = frozenset({"dependency", "key", "collapse"}) | frozenset(COMMAND_SETTINGS)
+
+_NO_DEFAULT = object()
+
+
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
+
+
+class Command:
+    """Base class of every command; see DESIGN.md for the whole life of a call."""
+
+    #: The worker pool that runs this command; None runs it in the caller (semaphore).
+    dependency: ClassVar[str | None] = None
+    #: Command key for breakers, metrics and config; the class name unless set.
+    key: ClassVar[str] = "Command"
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _field_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "key" not in cls.__dict__:
+            cls.key = cls.__name__
+        _check_definition(cls)
+        fields: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+                if name.startswith("_") or name in RESERVED_NAMES or _is_classvar(annotation):
+                    continue
+                fields[name] = klass.__dict__.get(name, _NO_DEFAULT)
+        cls._fields = tuple(fields)
+        cls._field_defaults = {name: value for name, value in fields.items() if value is not _NO_DEFAULT}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if len(args) > len(cls._fields):
+            raise TypeError(f"{cls.key} takes {len(cls._fields)} arguments ({', '.join(cls._fields)}), got {len(args)}")
+        values = dict(zip(cls._fields, args))
+        for name, value in kwargs.items():
+            if name not in cls._fields:
+                raise TypeError(f"{cls.key} has no argument {name!r} (it takes: {', '.join(cls._fields) or 'none'})")
+            if name in values:
+                raise TypeError(f"{cls.key} got argument {name!r} twice")
+            values[name] = value
+        for name in cls._fields:
+            if name not in values:
+                if name not in cls._field_defaults:
+                    raise TypeError(f"{cls.key} is missing argument {name!r}")
+                values[name] = cls._field_defaults[name]
+        self._payload = _encode_arguments(cls.key, values)
+        self.__dict__.update(values)
+
+    @classmethod
+    def from_wire(cls, arguments: Any, payload: bytes) -> Command:
+        """Rebuild a command from the arguments a caller sent (no re-encoding)."""
+        if not isinstance(arguments, dict) or set(arguments) != set(cls._fields):
+            sent = sorted(arguments) if isinstance(arguments, dict) else type(arguments).__name__
+            raise TypeError(f"{cls.key} takes arguments {sorted(cls._fields)}, the caller sent {sent}")
+        command = cls.__new__(cls)
+        command.__dict__.update(arguments)
+        command._payload = payload
+        return command
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {name: self.__dict__[name] for name in type(self)._fields}
+
+    # -- what service code overrides ---------------------------------------------------
+
+    def run(self) -> Any:
+        """The call to the dependency; runs in a worker of ``dependency``'s pool."""
+        raise NotImplementedError(f"{type(self).key} must define run()")
+
+    def fallback(self) -> Any:
+        """The answer when run() fails, times out, is rejected or short-circuited."""
+        raise NotImplementedError  # replaced in subclasses; see has_fallback()
+
+    def cache_key(self) -> Any:
+        """A key to de-duplicate identical calls within one request context; None = off."""
+        return None
+
+    @classmethod
+    def has_fallback(cls) -> bool:
+        return cls.fallback is not Command.fallback
+
+    # -- running it ---------------------------------------------------------------------
+
+    def execute(self, client: Any = None) -> Any:
+        """Run the command and return its value, its fallback's value, or raise."""
+        return _client(client).execute(self)
+
+    def queue(self, client: Any = None) -> AsyncResult:
+        """Start the command; the future resolves as ``execute()`` would return."""
+        return _client(client).queue(self)
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{name}={self.__dict__.get(name)!r:.40}" for name in type(self)._fields)
+        return f"{type(self).key}({arguments})"
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    from api.client import default_client
+
+    return default_client()
+
+
+def _check_definition(cls: type[Command]) -> None:
+    """Reject bad settings when the class is defined, naming the class and attribute."""
+    dependency = cls.__dict__.get("dependency", cls.dependency)
+    if dependency is not None and (
+        not isinstance(dependency, str) or not 0 < len(dependency) <= protocol.MAX_NAME_CHARS
+    ):
+        raise ConfigError(f"{cls.__qualname__}.dependency", f"expected a pool name or None, got {dependency!r}")
+    if not isinstance(cls.key, str) or not 0 < len(cls.key) <= protocol.MAX_NAME_CHARS:
+        raise ConfigError(f"{cls.__qualname__}.key", f"expected a name, got {cls.key!r}")
+    for name, setting in COMMAND_SETTINGS.items():
+        if name in cls.__dict__:
+            try:
+                setting.check(cls.__dict__[name])
+            except ValueError as exc:
+                raise ConfigError(f"{cls.__qualname__}.{name}", str(exc)) from None
+
+
+def _encode_arguments(command_key: str, values: dict[str, Any]) -> bytes:
+    try:
+        payload = protocol.encode_value(values)
+    except TypeError:
+        for name, value in values.items():
+            try:
+                protocol.encode_value(value)
+            except TypeError as exc:
+                raise TypeError(
+                    f"{command_key}: argument {name!r} ({type(value).__name__}) {exc}; "
+                    "arguments must be None, bool, int, float, str, bytes, or lists/dicts of them"
+                ) from None
+        raise
+    if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+        raise ValueError(
+            f"{command_key}: arguments encode to {len(payload)} bytes, over the {protocol.MAX_PAYLOAD_BYTES} limit"
+        )
+    return payload

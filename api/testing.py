@@ -1,0 +1,184 @@
+"""Test helpers for code that uses seawall: a real broker and real workers in a temp dir.
+
+``Cluster`` starts the processes on ``ipc://`` endpoints under a directory you give it,
+waits until pools are registered, hands out clients, and stops every process it started
+by its pid — on ``stop()``, on leaving its ``with`` block, or at interpreter exit::
+
+    with Cluster(tmp_path, pythonpath=[my_tests_dir]) as cluster:
+        cluster.start_broker()
+        cluster.start_workers("ratings", "my_commands", count=2)
+        cluster.wait_for_workers("ratings", 2)
+        GetRatings(user_id=7).execute(client=cluster.client())
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gevent
+from pathlib import Path
+from typing import Any
+
+from api.client import Client
+from broker.control_client import ControlError, control_request
+from shared.config import Config, load
+
+#: How long a process may take to exit after SIGTERM before it gets SIGKILL.
+STOP_GRACE_S = 5.0
+
+
+def to_toml(document: dict[str, Any]) -> str:
+    """TOML for a config-shaped dict: top-level scalars, then (nested) tables."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in document.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    while tables:
+        name, table = tables.pop(0)
+        lines.append(f"\n[{name}]")
+        for key, value in table.items():
+            if isinstance(value, dict):
+                tables.append((f"{name}.{key}", value))
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+class Cluster:
+    """A broker and worker processes for tests; every one stopped by pid at the end."""
+
+    def __init__(self, directory: Path, settings: dict[str, Any] | None = None,
+                 pythonpath: list[str | os.PathLike[str]] | None = None,
+                 heartbeat_s: float = 0.2) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        document: dict[str, Any] = {"run_dir": "run", "broker": {"heartbeat_s": heartbeat_s}}
+        for key, value in (settings or {}).items():
+            if isinstance(value, dict) and isinstance(document.get(key), dict):
+                document[key] = {**document[key], **value}
+            else:
+                document[key] = value
+        self.config_path = self.directory / "seawall.toml"
+        self.config_path.write_text(to_toml(document))
+        self.config: Config = load(self.config_path)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._clients: list[Client] = []
+        self._env = dict(os.environ)
+        paths = [str(p) for p in (pythonpath or [])] + [str(Path(__file__).resolve().parent.parent)]
+        if self._env.get("PYTHONPATH"):
+            paths.append(self._env["PYTHONPATH"])
+        self._env["PYTHONPATH"] = os.pathsep.join(paths)
+        atexit.register(self.stop)
+
+    # -- processes -----------------------------------------------------------------------
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``python ARGS --config ...`` with its output in ``DIRECTORY/NAME.log``."""
+        log_path = self.directory / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, *args, "--config", str(self.config_path)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=self._env, cwd=self.directory,
+            )
+        self.processes.append(process)
+        return process
+
+    def start_broker(self) -> subprocess.Popen[bytes]:
+        process = self.start("broker", "-m", "broker")
+        self.wait_until(lambda: self.status() is not None, "the broker to answer")
+        return process
+
+    def start_workers(self, dependency: str, commands: str, count: int = 1,
+                      slots: int = 1) -> list[subprocess.Popen[bytes]]:
+        return [
+            self.start(f"worker-{dependency}", "-m", "workers", "--dependency", dependency,
+                       "--commands", commands, "--slots", str(slots))
+            for _ in range(count)
+        ]
+
+    def stop_process(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                     grace_s: float = STOP_GRACE_S) -> int:
+        """Signal one process by pid, wait for it, SIGKILL it if it will not go."""
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, sig)
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            except ProcessLookupError:
+                pass
+        return process.returncode
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            self.stop_process(process)
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # -- observing -----------------------------------------------------------------------
+
+    def client(self) -> Client:
+        client = Client(self.config)
+        self._clients.append(client)
+        return client
+
+    def status(self, timeout_s: float = 0.5) -> dict[str, Any] | None:
+        """The broker's status, or None while it is not answering."""
+        try:
+            return control_request(self.config.endpoints["control"], "status", timeout_s=timeout_s)
+        except ControlError:
+            return None
+
+    def wait_for_workers(self, dependency: str, count: int, timeout_s: float = 15.0) -> dict[str, Any]:
+        def registered() -> bool:
+            status = self.status()
+            pool = status and status["pools"].get(dependency)
+            return bool(pool) and pool["workers"] == count
+
+        self.wait_until(registered, f"{count} workers of pool {dependency!r} to register", timeout_s)
+        return self.status()
+
+    def wait_until(self, condition: Any, what: str, timeout_s: float = 15.0, interval_s: float = 0.02) -> None:
+        """Poll ``condition`` until true; on timeout fail with ``what`` and the process logs."""
+        deadline_s = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline_s:
+                raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}\n{self.logs()}")
+            gevent.sleep(interval_s)
+
+    def logs(self, tail_lines: int = 20) -> str:
+        parts = []
+        for log_path in sorted(self.directory.glob("*.log")):
+            lines = log_path.read_text(errors="replace").splitlines()[-tail_lines:]
+            parts.append(f"--- {log_path.name} ---\n" + "\n".join(lines))
+        return "\n".join(parts)

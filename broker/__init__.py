@@ -1,0 +1,1 @@
+"""The broker: routes commands to worker pools, holds queues, deadlines and breakers."""

@@ -1,0 +1,111 @@
+"""A worker pool as the broker sees it: workers, their free slots, a bounded queue.
+
+Pure bookkeeping, no sockets: the broker asks for a free slot, queues a call when there
+is none and room remains, and rejects it otherwise. Free slots are a FIFO, one entry
+per free slot, so work spreads round-robin across a pool's workers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from broker.calls import Call
+from shared.events import Event
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    identity: bytes
+    pool: str
+    slots: int
+    pid: int
+    commands: frozenset[str]
+    joined_s: float
+    last_seen_s: float
+    held: set[int] = field(default_factory=set)  # broker call ids it is running
+    draining: bool = False
+    calls_served: int = 0
+
+    @property
+    def busy(self) -> int:
+        return len(self.held)
+
+
+class Pool:
+    def __init__(self, name: str, queue_size: int) -> None:
+        self.name = name
+        self.queue_size = queue_size
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self.queue: deque[Call] = deque()
+        self.events: Counter[Event] = Counter()  # outcomes since the broker started
+        self._free_slots: deque[bytes] = deque()
+
+    # -- membership ----------------------------------------------------------------------
+
+    def add_worker(self, worker: WorkerRecord) -> None:
+        self.workers[worker.identity] = worker
+        self._free_slots.extend([worker.identity] * (worker.slots - worker.busy))
+
+    def remove_worker(self, identity: bytes) -> WorkerRecord | None:
+        worker = self.workers.pop(identity, None)
+        if worker is not None:
+            self._forget_free_slots(identity)
+        return worker
+
+    def drain_worker(self, worker: WorkerRecord) -> None:
+        """Send it nothing new; its capacity leaves the pool at once."""
+        worker.draining = True
+        self._forget_free_slots(worker.identity)
+
+    def _forget_free_slots(self, identity: bytes) -> None:
+        self._free_slots = deque(slot for slot in self._free_slots if slot != identity)
+
+    # -- slots and queue -----------------------------------------------------------------
+
+    def take_slot(self) -> WorkerRecord | None:
+        if not self._free_slots:
+            return None
+        return self.workers[self._free_slots.popleft()]
+
+    def release_slot(self, worker: WorkerRecord) -> None:
+        if not worker.draining and self.workers.get(worker.identity) is worker:
+            self._free_slots.append(worker.identity)
+
+    def has_free_slot(self) -> bool:
+        return bool(self._free_slots)
+
+    def has_queue_room(self) -> bool:
+        return len(self.queue) < self.queue_size
+
+    # -- what operators see --------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        return sum(w.slots for w in self.workers.values() if not w.draining)
+
+    @property
+    def busy(self) -> int:
+        return sum(w.busy for w in self.workers.values())
+
+    def status(self, now_s: float) -> dict[str, object]:
+        return {
+            "workers": sum(1 for w in self.workers.values() if not w.draining),
+            "draining": sum(1 for w in self.workers.values() if w.draining),
+            "slots": self.slots,
+            "busy": self.busy,
+            "queued": len(self.queue),
+            "queue_size": self.queue_size,
+            "events": {event.value: count for event, count in sorted(self.events.items())},
+            "worker_list": [
+                {
+                    "pid": w.pid,
+                    "slots": w.slots,
+                    "busy": w.busy,
+                    "calls_served": w.calls_served,
+                    "uptime_s": round(now_s - w.joined_s, 3),
+                    "draining": w.draining,
+                }
+                for w in self.workers.values()
+            ],
+        }

@@ -1,0 +1,307 @@
+"""The broker: one poll loop that routes calls from callers to worker pools and back.
+
+Plain pyzmq, no gevent, no service code. It owns every pool's slots and queue and every
+call's deadline; it reads only the small header of a call and passes the arguments and
+results through as bytes. Every message is validated where it enters; a malformed one is
+logged and dropped, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any, Callable
+
+import zmq
+
+from broker.calls import Call, CallTable
+from broker.control import handle_control
+from broker.pool import Pool, WorkerRecord
+from shared import protocol
+from shared.config import Config, ensure_run_dir
+from shared.events import Event
+from shared.logging import get_logger
+from shared.transport import bind, make_socket
+
+log = get_logger("broker")
+
+#: Messages read from one socket before the loop looks at the others.
+RECEIVE_BATCH = 500
+#: A worker silent for this many heartbeat intervals is gone.
+LIVENESS_INTERVALS = 3
+
+
+class Broker:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.pools: dict[str, Pool] = {}
+        self.calls = CallTable()
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self.started_s = clock()
+        self.heartbeat_s: float = config.broker_setting("heartbeat_s")
+        self._running = False
+        self._next_heartbeat_s = 0.0
+        self._next_liveness_check_s = 0.0
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Bind, serve until SIGTERM/SIGINT or :meth:`stop`, close."""
+        ensure_run_dir(self.config)
+        self.front = make_socket(zmq.ROUTER)
+        self.back = make_socket(zmq.ROUTER)
+        self.control = make_socket(zmq.ROUTER)
+        self.events = make_socket(zmq.PUB)
+        for name, sock in (("front", self.front), ("back", self.back),
+                           ("control", self.control), ("events", self.events)):
+            bind(sock, self.config.endpoints[name])
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        log.info("broker_started", endpoints=self.config.endpoints, heartbeat_s=self.heartbeat_s)
+        try:
+            self._loop()
+        finally:
+            for sock in (self.front, self.back, self.control, self.events):
+                sock.close(linger=0)
+            log.info("broker_stopped", calls_in_flight=len(self.calls))
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        handlers = {self.back: self._on_back, self.front: self._on_front, self.control: self._on_control}
+        for sock in handlers:
+            poller.register(sock, zmq.POLLIN)
+        self._running = True
+        while self._running:
+            try:
+                ready = poller.poll(self._poll_timeout_ms())
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EINTR:
+                    continue
+                raise
+            for sock, _ in ready:
+                self._receive(sock, handlers[sock])
+            now_s = self.clock()
+            self._expire(now_s)
+            if now_s >= self._next_liveness_check_s:
+                self._check_liveness(now_s)
+
+    def _poll_timeout_ms(self) -> int:
+        wake_s = self._next_liveness_check_s
+        deadline_s = self.calls.next_deadline_s()
+        if deadline_s is not None and deadline_s < wake_s:
+            wake_s = deadline_s
+        return max(0, int((wake_s - self.clock()) * 1000) + 1)
+
+    def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
+        for _ in range(RECEIVE_BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handler(frames)
+
+    # -- callers -------------------------------------------------------------------------
+
+    def _on_front(self, frames: list[bytes]) -> None:
+        caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front")
+        if type(message) is not protocol.Request:
+            if message is not None:
+                log.warning("unexpected_message_dropped", source="front", kind=type(message).__name__)
+            return
+        now_s = self.clock()
+        pool = self._pool_for_request(message.dependency)
+        if pool is None:
+            self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
+                "NoSuchPool", f"no pool {message.dependency!r}: no worker has registered for it "
+                f"and [pools.{message.dependency}] is not configured"))
+            return
+        call = Call(self.calls.new_id(), caller, message.call_id, message.command, pool.name,
+                    now_s + message.timeout_ms / 1000, message.payload, now_s)
+        worker = pool.take_slot()
+        if worker is not None:
+            self.calls.add(call)
+            self._dispatch(call, worker, now_s)
+        elif pool.has_queue_room():
+            self.calls.add(call)
+            pool.queue.append(call)
+        else:
+            pool.events[Event.THREAD_POOL_REJECTED] += 1
+            self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
+                "PoolFull", f"pool {pool.name!r} is full: {pool.busy} of {pool.slots} slots busy "
+                f"and {len(pool.queue)} of {pool.queue_size} queued"))
+
+    def _pool_for_request(self, name: str) -> Pool | None:
+        pool = self.pools.get(name)
+        if pool is None and name in self.config.pools:
+            pool = self._pool(name)
+        return pool
+
+    def _pool(self, name: str) -> Pool:
+        pool = self.pools.get(name)
+        if pool is None:
+            pool = self.pools[name] = Pool(name, self.config.pool_setting(name, "queue_size"))
+        return pool
+
+    def _answer_caller(self, caller: bytes, caller_call_id: int, outcome: Event,
+                       execution_ms: float, payload: bytes) -> None:
+        self.front.send_multipart([caller, *protocol.reply(caller_call_id, outcome, execution_ms, payload)])
+
+    def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
+        call.answered = True
+        self.pools[call.pool].events[outcome] += 1
+        self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
+
+    def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
+        call.worker = worker.identity
+        worker.held.add(call.call_id)
+        remaining_ms = max(1, int((call.deadline_s - now_s) * 1000))
+        self.back.send_multipart([worker.identity, *protocol.call(call.call_id, call.command, remaining_ms, call.payload)])
+
+    def _dispatch_queued(self, pool: Pool, now_s: float) -> None:
+        """Hand queued calls to free slots; a call past its deadline is answered, not run."""
+        while pool.queue and pool.has_free_slot():
+            call = pool.queue.popleft()
+            if call.deadline_s <= now_s:
+                self._expire_queued(call)
+                continue
+            self._dispatch(call, pool.take_slot(), now_s)
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    def _expire(self, now_s: float) -> None:
+        for call in self.calls.expired(now_s):
+            if call.worker is None:
+                self.pools[call.pool].queue.remove(call)
+                self._expire_queued(call)
+            else:
+                worker = self.workers.get(call.worker)
+                pid = worker.pid if worker else "?"
+                self._answer(call, Event.TIMEOUT, 0.0, protocol.encode_error(
+                    "Timeout", f"worker pid {pid} of pool {call.pool!r} did not answer before the deadline"))
+
+    def _expire_queued(self, call: Call) -> None:
+        self.calls.pop(call.call_id)
+        self._answer(call, Event.TIMEOUT, 0.0, protocol.encode_error(
+            "Timeout", f"waited in pool {call.pool!r}'s queue past its deadline; never ran"))
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _on_back(self, frames: list[bytes]) -> None:
+        identity, message = frames[0], protocol.decode_or_log(frames[1:], log, "back")
+        if message is None:
+            return
+        now_s = self.clock()
+        worker = self.workers.get(identity)
+        kind = type(message)
+        if kind is protocol.Ready:
+            self._register(identity, message, now_s)
+            return
+        if worker is None:
+            # A worker from before a broker restart, or one we declared lost: re-register.
+            self.back.send_multipart([identity, *protocol.signal(protocol.Kind.RESET)])
+            return
+        worker.last_seen_s = now_s
+        if kind is protocol.Result:
+            self._on_result(worker, message, now_s)
+        elif kind is protocol.Signal:
+            self._on_worker_signal(worker, message.kind, now_s)
+        else:
+            log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, pid=worker.pid)
+
+    def _register(self, identity: bytes, ready: protocol.Ready, now_s: float) -> None:
+        if identity in self.workers:
+            self._remove_worker(identity, "re-registered")
+        worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
+                              frozenset(ready.commands), now_s, now_s)
+        self.workers[identity] = worker
+        pool = self._pool(ready.dependency)
+        pool.add_worker(worker)
+        log.info("worker_joined", dependency=pool.name, pid=ready.pid, slots=ready.slots,
+                 pool_workers=len(pool.workers), pool_slots=pool.slots)
+        self._dispatch_queued(pool, now_s)
+
+    def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
+        call = self.calls.get(result.call_id)
+        if call is None or call.worker != worker.identity:
+            log.warning("unknown_result_dropped", pid=worker.pid, call_id=result.call_id)
+            return
+        self.calls.pop(call.call_id)
+        worker.held.discard(call.call_id)
+        worker.calls_served += 1
+        if not call.answered:
+            self._answer(call, result.outcome, result.execution_ms, result.payload)
+        pool = self.pools[worker.pool]
+        pool.release_slot(worker)
+        self._dispatch_queued(pool, now_s)
+        if worker.draining and not worker.held:
+            log.info("worker_drained", dependency=worker.pool, pid=worker.pid)
+
+    def _on_worker_signal(self, worker: WorkerRecord, kind: protocol.Kind, now_s: float) -> None:
+        if kind is protocol.Kind.HEARTBEAT:
+            return
+        if kind is protocol.Kind.DRAINING:
+            self.pools[worker.pool].drain_worker(worker)
+            self.back.send_multipart([worker.identity, *protocol.signal(protocol.Kind.DRAIN_ACK)])
+            log.info("worker_draining", dependency=worker.pool, pid=worker.pid, holding=worker.busy)
+        elif kind is protocol.Kind.GOODBYE:
+            self._remove_worker(worker.identity, "said goodbye")
+        else:
+            log.warning("unexpected_message_dropped", source="back", kind=kind.name, pid=worker.pid)
+
+    def _remove_worker(self, identity: bytes, reason: str) -> None:
+        worker = self.workers.pop(identity)
+        pool = self.pools[worker.pool]
+        pool.remove_worker(identity)
+        lost = 0
+        for call_id in worker.held:
+            call = self.calls.pop(call_id)
+            if call is not None and not call.answered:
+                lost += 1
+                self._answer(call, Event.WORKER_LOST, 0.0, protocol.encode_error(
+                    "WorkerLost", f"worker pid {worker.pid} of pool {worker.pool!r} {reason} while running the call"))
+        log_method = log.info if reason == "said goodbye" else log.warning
+        log_method("worker_left", dependency=worker.pool, pid=worker.pid, reason=reason, calls_lost=lost,
+                   pool_workers=len(pool.workers), pool_slots=pool.slots)
+
+    def _check_liveness(self, now_s: float) -> None:
+        """Remove workers silent for LIVENESS_INTERVALS beats; beat to the others.
+
+        Checked every half interval, so a dead worker is found within
+        LIVENESS_INTERVALS + 1/2 intervals of its last sign of life.
+        """
+        self._next_liveness_check_s = now_s + self.heartbeat_s / 2
+        beat = now_s >= self._next_heartbeat_s
+        if beat:
+            self._next_heartbeat_s = now_s + self.heartbeat_s
+        silent_after_s = now_s - LIVENESS_INTERVALS * self.heartbeat_s
+        for identity, worker in list(self.workers.items()):
+            if worker.last_seen_s < silent_after_s:
+                self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
+            elif beat:
+                self.back.send_multipart([identity, *protocol.HEARTBEAT])
+
+    # -- operators -----------------------------------------------------------------------
+
+    def _on_control(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            log.warning("malformed_message_dropped", source="control", error="no routing frames")
+            return
+        envelope, message = frames[:1], protocol.decode_or_log(frames[1:], log, "control")
+        if type(message) is not protocol.Control:
+            answer = (False, {"error": "expected a CONTROL message"})
+        else:
+            answer = handle_control(self, message)
+        self.control.send_multipart([*envelope, *protocol.control_reply(*answer)])
+
+    def status(self) -> dict[str, Any]:
+        now_s = self.clock()
+        return {
+            "uptime_s": round(now_s - self.started_s, 3),
+            "calls_in_flight": len(self.calls),
+            "pools": {name: pool.status(now_s) for name, pool in sorted(self.pools.items())},
+            "commands": {},
+        }

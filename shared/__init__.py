@@ -1,0 +1,1 @@
+"""What every seawall process shares: the wire protocol, configuration, logging, transport."""

@@ -1,0 +1,260 @@
+"""Configuration: the one TOML file every process reads, validated key by key.
+
+Settings resolve per command: ``[commands.KEY]``, then the command class's attribute,
+then ``[defaults]``, then the built-in default (Hystrix's, which operators know).
+Unknown keys and bad values raise :class:`ConfigError` naming the key, e.g.
+``defaults.timeout_s: expected a number > 0, got 'fast'``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+#: Environment variable naming the config file when ``--config`` is not given.
+CONFIG_ENV = "SEAWALL_CONFIG"
+#: Placeholder in endpoints that stands for the run directory.
+RUN_PLACEHOLDER = "RUN"
+
+
+class ConfigError(ValueError):
+    """A bad configuration; ``.key`` is the dotted key at fault (or '' for the file)."""
+
+    def __init__(self, key: str, problem: str, source: str | None = None) -> None:
+        self.key = key
+        self.problem = problem
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key}: {problem}" if key else f"{where}{problem}")
+
+
+# -- value checkers: each returns the value or raises ValueError with what it expected --
+
+Checker = Callable[[Any], Any]
+
+
+def _number(value: Any, low: float, strict: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
+    if value < low or (strict and value == low):
+        raise ValueError(f"expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
+    return float(value)
+
+
+def positive_float(value: Any) -> float:
+    return _number(value, 0, strict=True)
+
+
+def non_negative_float(value: Any) -> float:
+    return _number(value, 0, strict=False)
+
+
+def _integer(value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def non_negative_int(value: Any) -> int:
+    return _integer(value, 0)
+
+
+def positive_int(value: Any) -> int:
+    return _integer(value, 1)
+
+
+def percent(value: Any) -> float:
+    number = _number(value, 0, strict=False)
+    if number > 100:
+        raise ValueError(f"expected a percentage in [0, 100], got {value!r}")
+    return number
+
+
+def one_of(*choices: str) -> Checker:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def endpoint(value: Any) -> str:
+    value = text(value)
+    if not value.startswith(("ipc://", "tcp://", "inproc://")):
+        raise ValueError(f"expected a ZeroMQ endpoint (ipc://, tcp://), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    check: Checker
+    default: Any
+    doc: str
+
+
+#: Per-command settings: valid in ``[defaults]``, ``[commands.KEY]`` and as class attributes.
+COMMAND_SETTINGS: dict[str, Setting] = {
+    "timeout_s": Setting(positive_float, 1.0, "caller deadline"),
+    "breaker_volume_threshold": Setting(non_negative_int, 20, "calls in the window before the breaker may open"),
+    "breaker_error_pct": Setting(percent, 50.0, "error % at which the breaker opens"),
+    "breaker_sleep_s": Setting(positive_float, 5.0, "open for this long, then one trial call"),
+    "breaker_force": Setting(one_of("auto", "open", "closed"), "auto", "force the breaker"),
+    "breaker_slow_call_ms": Setting(non_negative_float, 0.0, "calls slower than this count as slow; 0 = off"),
+    "breaker_slow_call_pct": Setting(percent, 100.0, "slow-call % at which the breaker opens"),
+    "window_s": Setting(positive_float, 10.0, "rolling counters: window"),
+    "window_buckets": Setting(positive_int, 10, "rolling counters: buckets"),
+    "semaphore_max": Setting(positive_int, 10, "semaphore-isolated calls in flight"),
+    "fallback_max": Setting(positive_int, 10, "fallbacks in flight per command"),
+    "collapse_window_ms": Setting(non_negative_float, 10.0, "collapsing window"),
+    "collapse_max_batch": Setting(positive_int, 100, "largest batch"),
+}
+
+#: Per-pool settings, in ``[pools.NAME]``.
+POOL_SETTINGS: dict[str, Setting] = {
+    "queue_size": Setting(non_negative_int, 5, "waiting calls beyond busy slots; 0 = none"),
+    "max_calls": Setting(non_negative_int, 0, "recycle a worker after this many calls; 0 = never"),
+    "max_rss_mb": Setting(non_negative_float, 0.0, "recycle a worker over this memory; 0 = never"),
+}
+
+#: Broker timing, in ``[broker]``.
+BROKER_SETTINGS: dict[str, Setting] = {
+    "heartbeat_s": Setting(positive_float, 1.0, "heartbeat interval; a peer silent for 3 is gone"),
+}
+
+ENDPOINT_SETTINGS: dict[str, Setting] = {
+    "front": Setting(endpoint, "ipc://RUN/front", "callers -> broker"),
+    "back": Setting(endpoint, "ipc://RUN/back", "workers -> broker"),
+    "events": Setting(endpoint, "ipc://RUN/events", "broker PUB: breaker state, metrics"),
+    "control": Setting(endpoint, "ipc://RUN/control", "seawall CLI -> broker"),
+}
+
+FRONT_SETTINGS: dict[str, Setting] = {
+    "listen": Setting(text, "127.0.0.1:8080", "HTTP front address"),
+    "endpoints": Setting(text, "endpoints", "directory of endpoint modules"),
+}
+
+
+def _check_table(table: Any, specs: Mapping[str, Setting], path: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, f"expected a table, got {table!r}")
+    checked: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{path}.{name}"
+        if name not in specs:
+            raise ConfigError(key, f"unknown key (known: {', '.join(sorted(specs))})")
+        try:
+            checked[name] = specs[name].check(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
+    return checked
+
+
+def _check_named_tables(table: Any, specs: Mapping[str, Setting], path: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, f"expected a table, got {table!r}")
+    return {name: _check_table(sub, specs, f"{path}.{name}") for name, sub in table.items()}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. Immutable: a change makes a new one."""
+
+    run_dir: Path
+    endpoints: dict[str, str]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    commands: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    broker: dict[str, Any] = field(default_factory=dict)
+    front: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def command_setting(self, command_key: str, name: str, class_value: Any = None) -> Any:
+        """A per-command setting: command section, class attribute, [defaults], built-in."""
+        section = self.commands.get(command_key)
+        if section is not None and name in section:
+            return section[name]
+        if class_value is not None:
+            return class_value
+        if name in self.defaults:
+            return self.defaults[name]
+        return COMMAND_SETTINGS[name].default
+
+    def pool_setting(self, pool: str, name: str) -> Any:
+        section = self.pools.get(pool)
+        if section is not None and name in section:
+            return section[name]
+        return POOL_SETTINGS[name].default
+
+    def broker_setting(self, name: str) -> Any:
+        return self.broker.get(name, BROKER_SETTINGS[name].default)
+
+    def front_setting(self, name: str) -> Any:
+        return self.front.get(name, FRONT_SETTINGS[name].default)
+
+
+_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front")
+
+
+def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None) -> Config:
+    """Validate a parsed TOML document; relative paths are relative to ``base_dir``."""
+    try:
+        for name in document:
+            if name not in _TOP_LEVEL:
+                raise ConfigError(name, f"unknown key (known: {', '.join(_TOP_LEVEL)})")
+        run_dir_value = document.get("run_dir", "run")
+        try:
+            run_dir = (base_dir / text(run_dir_value)).resolve()
+        except ValueError as exc:
+            raise ConfigError("run_dir", str(exc)) from None
+        endpoint_values = _check_table(document.get("endpoints", {}), ENDPOINT_SETTINGS, "endpoints")
+        endpoints = {
+            name: endpoint_values.get(name, spec.default).replace(f"://{RUN_PLACEHOLDER}/", f"://{run_dir}/", 1)
+            for name, spec in ENDPOINT_SETTINGS.items()
+        }
+        return Config(
+            run_dir=run_dir,
+            endpoints=endpoints,
+            defaults=_check_table(document.get("defaults", {}), COMMAND_SETTINGS, "defaults"),
+            commands=_check_named_tables(document.get("commands", {}), COMMAND_SETTINGS, "commands"),
+            pools=_check_named_tables(document.get("pools", {}), POOL_SETTINGS, "pools"),
+            broker=_check_table(document.get("broker", {}), BROKER_SETTINGS, "broker"),
+            front=_check_table(document.get("front", {}), FRONT_SETTINGS, "front"),
+            source=source,
+        )
+    except ConfigError as exc:
+        if source is None or exc.args[0].startswith(source):
+            raise
+        raise ConfigError(exc.key, exc.problem, source) from None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file at ``path`` (or ``$SEAWALL_CONFIG``)."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            raise ConfigError("", f"no config file: pass --config PATH or set {CONFIG_ENV}")
+    file_path = Path(path)
+    try:
+        with file_path.open("rb") as stream:
+            document = tomllib.load(stream)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {file_path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}", str(file_path)) from None
+    return parse(document, file_path.resolve().parent, str(file_path))
+
+
+def ensure_run_dir(config: Config) -> None:
+    """Create the directory that holds ``ipc://`` endpoints."""
+    for address in config.endpoints.values():
+        if address.startswith("ipc://"):
+            Path(address[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True)

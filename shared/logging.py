@@ -1,0 +1,60 @@
+"""Logging setup: structlog, one JSON object per line on stdout.
+
+The only module that configures structlog. Every line carries ``timestamp``, ``level``,
+``process`` (broker, worker, caller, ...) and ``pid``, so ``seawall logs`` and ``jq`` can
+follow one process or one command across a host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import structlog
+
+#: Environment variable that sets the level (debug logs every call; info logs faults).
+LOG_LEVEL_ENV = "SEAWALL_LOG_LEVEL"
+
+
+def configure_logging(process: str, level: str | None = None) -> None:
+    """Send this process's structlog events to stdout as JSON lines."""
+    level_name = (level or os.environ.get(LOG_LEVEL_ENV) or "info").upper()
+    level_number = logging.getLevelNamesMapping().get(level_name)
+    if level_number is None:
+        raise ValueError(f"{LOG_LEVEL_ENV}={level_name!r} is not a log level (debug, info, warning, error)")
+    process_fields = {"process": process, "pid": os.getpid()}
+
+    def add_process_fields(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        # Not contextvars: each greenlet has its own context and would lose them.
+        event.update(process_fields)
+        return event
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            add_process_fields,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _quiet_until_configured() -> None:
+    """A library imported by service code logs warnings and up until a process sets it up."""
+    if not structlog.is_configured():
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+_quiet_until_configured()
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; ``name`` goes into each line as ``component``."""
+    return structlog.get_logger(component=name)

@@ -1,0 +1,121 @@
+"""A ZeroMQ socket owned by one greenlet, used by any number of others.
+
+ZeroMQ sockets are not safe to share; gevent callers are many. The owner greenlet is
+the only code that touches the socket: other greenlets hand it frames with :meth:`send`
+(a list append and a wake-up, no blocking) and it hands every incoming message to
+``on_message`` in order. Used by the client stub in fronts and by workers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import gevent
+import gevent.event
+import zmq
+
+from shared.transport import is_closed_error
+
+Frames = list[bytes]
+
+#: Messages received in one go before the owner lets other greenlets run.
+RECEIVE_BATCH = 256
+
+
+class OwnedSocket:
+    """Wraps a raw (non-green) zmq socket; the owner greenlet starts with :meth:`start`."""
+
+    def __init__(self, sock: zmq.Socket, on_message: Callable[[Frames], None], name: str) -> None:
+        self._sock = sock
+        self._on_message = on_message
+        self._name = name
+        self._outbox: deque[Frames] = deque()
+        self._wake = gevent.event.Event()
+        self._watcher = None
+        self._owner: gevent.Greenlet | None = None
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def start(self) -> None:
+        hub = gevent.get_hub()
+        self._watcher = hub.loop.io(self._sock.getsockopt(zmq.FD), 1)
+        self._watcher.start(self._wake.set)
+        self._owner = gevent.spawn(self._run)
+        self._owner.name = f"owner:{self._name}"
+
+    def send(self, frames: Frames) -> None:
+        """Queue ``frames``; the owner sends them in order on its next turn."""
+        if self._closed:
+            raise ConnectionError(f"socket {self._name} is closed")
+        self._outbox.append(frames)
+        self._wake.set()
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Stop the owner; ``linger_ms`` lets messages already handed to ZeroMQ leave."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+        if self._owner is not None and self._owner is not gevent.getcurrent():
+            self._owner.kill(block=False)
+        self._sock.close(linger=linger_ms)
+
+    def _run(self) -> None:
+        try:
+            while not self._closed:
+                self._wake.wait()
+                self._wake.clear()
+                self._pump()
+        except zmq.ZMQError as exc:
+            if not is_closed_error(exc):
+                raise
+
+    def _pump(self) -> None:
+        """Send what is queued and receive what is ready, until neither is left.
+
+        ZeroMQ's FD is edge-triggered: after any send or receive the socket's events
+        must be read again, or a ready message could wait for the next wake-up.
+        """
+        sock = self._sock
+        while not self._closed:
+            events = sock.getsockopt(zmq.EVENTS)
+            progressed = False
+            if self._outbox:
+                # Not gated on POLLOUT: a DEALER still connecting reports no POLLOUT yet
+                # queues the message all the same.
+                progressed = self._flush()
+            if events & zmq.POLLIN:
+                if self._receive() == RECEIVE_BATCH:
+                    gevent.sleep(0)  # a flood: let the callers we woke run first
+                progressed = True
+            if not progressed:
+                return
+
+    def _receive(self) -> int:
+        for received in range(RECEIVE_BATCH):
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return received
+            self._on_message(frames)
+        return RECEIVE_BATCH
+
+    def _flush(self) -> bool:
+        """Send queued messages; False if none could go (the FD wakes us when one can)."""
+        outbox = self._outbox
+        sock = self._sock
+        sent = False
+        while outbox:
+            try:
+                sock.send_multipart(outbox[0], zmq.NOBLOCK)
+            except zmq.Again:
+                return sent
+            outbox.popleft()
+            sent = True
+        return sent

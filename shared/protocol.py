@@ -1,0 +1,376 @@
+"""The wire protocol: every message between callers, the broker, workers and the CLI.
+
+The only module that imports msgpack. A message is a list of frames (after any ROUTER
+identity)::
+
+    [PROTOCOL]  [header]  [payload]?
+
+``PROTOCOL`` names the protocol and its version, so a peer of another version is told
+apart before anything is decoded. ``header`` is a small msgpack array ``[kind, ...fields]``
+that the broker routes on; ``payload`` (a command's arguments, a result or an error) is
+opaque to the broker, which passes the bytes through without decoding them.
+
+``decode()`` validates every field and raises :class:`ProtocolError` saying what is
+wrong; receivers log and drop such messages (:func:`decode_or_log`) and keep serving.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NamedTuple
+
+import msgpack
+
+from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES, Event
+
+#: Protocol name and version: the first frame of every message.
+PROTOCOL = b"SW01"
+#: Largest payload (arguments, result, error) a peer may send.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Largest header; headers are a handful of short fields.
+MAX_HEADER_BYTES = 4096
+#: Longest name (command key, dependency) on the wire.
+MAX_NAME_CHARS = 200
+#: Longest timeout a caller may ask for: one hour.
+MAX_TIMEOUT_MS = 3_600_000
+#: Most slots one worker may offer.
+MAX_SLOTS = 10_000
+#: Largest call id; ids are 64-bit counters.
+MAX_CALL_ID = 2**63 - 1
+
+
+class Kind(enum.IntEnum):
+    """Message kinds; the comment gives the direction."""
+
+    REQUEST = 1  # caller -> broker: run a command
+    REPLY = 2  # broker -> caller: its outcome
+    READY = 3  # worker -> broker: register a worker and its slots
+    CALL = 4  # broker -> worker: run a command
+    RESULT = 5  # worker -> broker: its outcome
+    HEARTBEAT = 6  # both ways between broker and worker
+    DRAINING = 7  # worker -> broker: send me nothing new
+    DRAIN_ACK = 8  # broker -> worker: nothing new will come
+    GOODBYE = 9  # worker -> broker: I hold nothing and am leaving
+    RESET = 10  # broker -> worker: I do not know you; register again
+    CONTROL = 11  # CLI -> broker: an operator request
+    CONTROL_REPLY = 12  # broker -> CLI: its answer
+
+
+class ProtocolError(ValueError):
+    """A message that is not valid seawall protocol; the text says what is wrong."""
+
+
+class Request(NamedTuple):
+    call_id: int
+    command: str
+    dependency: str
+    timeout_ms: int
+    payload: bytes
+
+
+class Reply(NamedTuple):
+    call_id: int
+    outcome: Event
+    execution_ms: float
+    payload: bytes
+
+
+class Ready(NamedTuple):
+    dependency: str
+    slots: int
+    pid: int
+    commands: list[str]
+
+
+class Call(NamedTuple):
+    call_id: int
+    command: str
+    timeout_ms: int
+    payload: bytes
+
+
+class Result(NamedTuple):
+    call_id: int
+    outcome: Event
+    execution_ms: float
+    payload: bytes
+
+
+class Signal(NamedTuple):
+    """A message with no fields: HEARTBEAT, DRAINING, DRAIN_ACK, GOODBYE, RESET."""
+
+    kind: Kind
+
+
+class Control(NamedTuple):
+    action: str
+    arguments: dict[str, Any]
+
+
+class ControlReply(NamedTuple):
+    ok: bool
+    data: dict[str, Any]
+
+
+Message = Request | Reply | Ready | Call | Result | Signal | Control | ControlReply
+
+_SIGNAL_KINDS = frozenset(
+    {Kind.HEARTBEAT, Kind.DRAINING, Kind.DRAIN_ACK, Kind.GOODBYE, Kind.RESET}
+)
+
+
+# -- values: arguments, results, errors ----------------------------------------------
+
+
+def encode_value(value: Any) -> bytes:
+    """msgpack ``value``; a TypeError names the first type msgpack cannot carry."""
+    try:
+        return msgpack.packb(value, use_bin_type=True, datetime=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"cannot be sent: {exc}") from exc
+
+
+def decode_value(payload: bytes) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises a zoo of types for bad bytes
+        raise ProtocolError(f"payload is not valid msgpack: {exc}") from exc
+
+
+def encode_error(type_name: str, message: str) -> bytes:
+    return encode_value({"type": type_name, "message": message})
+
+
+def decode_error(payload: bytes) -> tuple[str, str]:
+    """(type name, message) of an error payload."""
+    error = decode_value(payload)
+    if (
+        not isinstance(error, dict)
+        or not isinstance(error.get("type"), str)
+        or not isinstance(error.get("message"), str)
+    ):
+        raise ProtocolError(f"error payload must be {{type, message}}, got {error!r:.200}")
+    return error["type"], error["message"]
+
+
+# -- encoding messages ---------------------------------------------------------------
+
+
+def _frames(header: list[Any], payload: bytes | None = None) -> list[bytes]:
+    packed = msgpack.packb(header, use_bin_type=True)
+    return [PROTOCOL, packed] if payload is None else [PROTOCOL, packed, payload]
+
+
+def request(call_id: int, command: str, dependency: str, timeout_ms: int, payload: bytes) -> list[bytes]:
+    return _frames([Kind.REQUEST, call_id, command, dependency, timeout_ms], payload)
+
+
+def reply(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> list[bytes]:
+    return _frames([Kind.REPLY, call_id, outcome.value, execution_ms], payload)
+
+
+def ready(dependency: str, slots: int, pid: int, commands: list[str]) -> list[bytes]:
+    return _frames([Kind.READY, dependency, slots, pid, commands])
+
+
+def call(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[bytes]:
+    return _frames([Kind.CALL, call_id, command, timeout_ms], payload)
+
+
+def result(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> list[bytes]:
+    return _frames([Kind.RESULT, call_id, outcome.value, execution_ms], payload)
+
+
+def signal(kind: Kind) -> list[bytes]:
+    if kind not in _SIGNAL_KINDS:
+        raise ValueError(f"{kind.name} is not a signal")
+    return _frames([kind])
+
+
+def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:
+    return _frames([Kind.CONTROL, action], encode_value(arguments or {}))
+
+
+def control_reply(ok: bool, data: dict[str, Any]) -> list[bytes]:
+    return _frames([Kind.CONTROL_REPLY, ok], encode_value(data))
+
+
+#: Precomputed, since heartbeats go out on every beat to every worker.
+HEARTBEAT = signal(Kind.HEARTBEAT)
+
+
+# -- decoding messages ---------------------------------------------------------------
+
+
+def decode(frames: list[bytes]) -> Message:
+    """Validate and decode one message; :class:`ProtocolError` says what is wrong."""
+    if len(frames) not in (2, 3):
+        raise ProtocolError(f"expected 2 or 3 frames, got {len(frames)}")
+    if frames[0] != PROTOCOL:
+        raise ProtocolError(f"protocol frame is {bytes(frames[0])[:16]!r}, expected {PROTOCOL!r}")
+    header_bytes = frames[1]
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(header_bytes)} bytes is over {MAX_HEADER_BYTES}")
+    try:
+        header = msgpack.unpackb(header_bytes, raw=False)
+    except Exception as exc:
+        raise ProtocolError(f"header is not valid msgpack: {exc}") from exc
+    if not isinstance(header, list) or not header:
+        raise ProtocolError(f"header must be a non-empty array, got {header!r:.100}")
+    try:
+        kind = Kind(header[0])
+    except (ValueError, TypeError):
+        raise ProtocolError(f"unknown message kind {header[0]!r:.50}") from None
+    payload = frames[2] if len(frames) == 3 else None
+    fields = header[1:]
+    decoder = _DECODERS[kind]
+    try:
+        return decoder(kind, fields, payload)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{kind.name}: {exc}") from None
+
+
+def decode_or_log(frames: list[bytes], logger: Any, source: str) -> Message | None:
+    """``decode(frames)``, or None after logging why the message was dropped."""
+    try:
+        return decode(frames)
+    except ProtocolError as exc:
+        logger.warning("malformed_message_dropped", source=source, error=str(exc))
+        return None
+
+
+def _expect_fields(fields: list[Any], names: tuple[str, ...]) -> None:
+    if len(fields) != len(names):
+        raise ProtocolError(f"expected fields {', '.join(names) or '(none)'}, got {len(fields)} fields")
+
+
+def _int(name: str, value: Any, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ProtocolError(f"{name} must be an integer in [{low}, {high}], got {value!r:.50}")
+    return value
+
+
+def _name(field: str, value: Any) -> str:
+    if type(value) is not str or not 0 < len(value) <= MAX_NAME_CHARS:
+        raise ProtocolError(f"{field} must be a name of 1-{MAX_NAME_CHARS} characters, got {value!r:.50}")
+    return value
+
+
+def _outcome(value: Any, allowed: frozenset[Event]) -> Event:
+    try:
+        event = Event(value)
+    except ValueError:
+        event = None
+    if event not in allowed:
+        raise ProtocolError(f"outcome must be one of {sorted(allowed)}, got {value!r:.50}")
+    return event
+
+
+def _milliseconds(value: Any) -> float:
+    if type(value) not in (int, float) or not 0 <= value <= MAX_TIMEOUT_MS * 10:
+        raise ProtocolError(f"execution_ms must be a non-negative number, got {value!r:.50}")
+    return float(value)
+
+
+def _payload(payload: bytes | None, required: bool) -> bytes:
+    if payload is None:
+        if required:
+            raise ProtocolError("payload frame is missing")
+        return b""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    return payload
+
+
+def _decode_request(kind: Kind, fields: list[Any], payload: bytes | None) -> Request:
+    _expect_fields(fields, ("call_id", "command", "dependency", "timeout_ms"))
+    return Request(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _name("command", fields[1]),
+        _name("dependency", fields[2]),
+        _int("timeout_ms", fields[3], 1, MAX_TIMEOUT_MS),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_reply(kind: Kind, fields: list[Any], payload: bytes | None) -> Reply:
+    _expect_fields(fields, ("call_id", "outcome", "execution_ms"))
+    return Reply(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _outcome(fields[1], CALL_OUTCOMES),
+        _milliseconds(fields[2]),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready:
+    _expect_fields(fields, ("dependency", "slots", "pid", "commands"))
+    commands = fields[3]
+    if not isinstance(commands, list) or len(commands) > 10_000:
+        raise ProtocolError("commands must be a list of names")
+    return Ready(
+        _name("dependency", fields[0]),
+        _int("slots", fields[1], 1, MAX_SLOTS),
+        _int("pid", fields[2], 0, 2**31),
+        [_name("command", name) for name in commands],
+    )
+
+
+def _decode_call(kind: Kind, fields: list[Any], payload: bytes | None) -> Call:
+    _expect_fields(fields, ("call_id", "command", "timeout_ms"))
+    return Call(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _name("command", fields[1]),
+        _int("timeout_ms", fields[2], 0, MAX_TIMEOUT_MS),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_result(kind: Kind, fields: list[Any], payload: bytes | None) -> Result:
+    _expect_fields(fields, ("call_id", "outcome", "execution_ms"))
+    return Result(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _outcome(fields[1], WORKER_OUTCOMES),
+        _milliseconds(fields[2]),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_signal(kind: Kind, fields: list[Any], payload: bytes | None) -> Signal:
+    _expect_fields(fields, ())
+    return Signal(kind)
+
+
+def _decode_map(payload: bytes | None) -> dict[str, Any]:
+    data = decode_value(_payload(payload, required=True))
+    if not isinstance(data, dict):
+        raise ProtocolError(f"payload must be a map, got {type(data).__name__}")
+    return data
+
+
+def _decode_control(kind: Kind, fields: list[Any], payload: bytes | None) -> Control:
+    _expect_fields(fields, ("action",))
+    return Control(_name("action", fields[0]), _decode_map(payload))
+
+
+def _decode_control_reply(kind: Kind, fields: list[Any], payload: bytes | None) -> ControlReply:
+    _expect_fields(fields, ("ok",))
+    if type(fields[0]) is not bool:
+        raise ProtocolError(f"ok must be a boolean, got {fields[0]!r:.50}")
+    return ControlReply(fields[0], _decode_map(payload))
+
+
+_DECODERS = {
+    Kind.REQUEST: _decode_request,
+    Kind.REPLY: _decode_reply,
+    Kind.READY: _decode_ready,
+    Kind.CALL: _decode_call,
+    Kind.RESULT: _decode_result,
+    Kind.HEARTBEAT: _decode_signal,
+    Kind.DRAINING: _decode_signal,
+    Kind.DRAIN_ACK: _decode_signal,
+    Kind.GOODBYE: _decode_signal,
+    Kind.RESET: _decode_signal,
+    Kind.CONTROL: _decode_control,
+    Kind.CONTROL_REPLY: _decode_control_reply,
+}

@@ -1,0 +1,28 @@
+"""Fixtures: a real broker and workers per test, in the test's own temp directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from api.testing import Cluster
+
+#: Modules of commands that the tests' workers run (tests/sample_commands.py, ...).
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator:
+    """Build a Cluster with extra settings; every one is stopped when the test ends."""
+    clusters: list[Cluster] = []
+
+    def make(settings: dict | None = None, heartbeat_s: float = 0.2, name: str = "cluster") -> Cluster:
+        cluster = Cluster(tmp_path / name, settings, pythonpath=[TESTS_DIR], heartbeat_s=heartbeat_s)
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.stop()

@@ -1,0 +1,67 @@
+"""Commands the process tests run in real workers (pool "sample")."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from api import BadRequest, Command
+
+
+class Echo(Command):
+    dependency = "sample"
+    text: str
+
+    def run(self) -> str:
+        return self.text.upper()
+
+
+class Fail(Command):
+    dependency = "sample"
+    message: str
+
+    def run(self) -> None:
+        raise ValueError(self.message)
+
+
+class FailWithFallback(Fail):
+    def fallback(self) -> str:
+        return "from fallback"
+
+
+class Invalid(Command):
+    dependency = "sample"
+
+    def run(self) -> None:
+        raise BadRequest("user_id must be positive")
+
+    def fallback(self) -> str:
+        return "must not be used"
+
+
+class Sleep(Command):
+    """Sleeps ``seconds``; records each start in ``marker_dir`` so tests can see what ran."""
+
+    dependency = "sample"
+    seconds: float
+    marker_dir: str = ""
+    label: str = ""
+
+    def run(self) -> int:
+        if self.marker_dir:
+            with open(os.path.join(self.marker_dir, f"ran-{self.label}-{os.getpid()}-{time.time_ns()}"), "w"):
+                pass
+        time.sleep(self.seconds)
+        return os.getpid()
+
+
+class SleepWithFallback(Sleep):
+    def fallback(self) -> str:
+        return "from fallback"
+
+
+class WorkerPid(Command):
+    dependency = "sample"
+
+    def run(self) -> int:
+        return os.getpid()

@@ -1,0 +1,69 @@
+"""Running one call in a worker: decode, run under the deadline, encode the outcome.
+
+Every path ends in an (outcome, execution_ms, payload) triple for the broker; nothing a
+command does — raise, hang past its deadline, return something msgpack cannot carry —
+escapes as an exception into the worker's loop.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+
+from api.command import Command
+from api.errors import BadRequest
+from shared import protocol
+from shared.events import Event
+
+Outcome = tuple[Event, float, bytes]
+
+
+def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency: str) -> Outcome:
+    started_s = time.perf_counter()
+    command_class = commands.get(call.command)
+    if command_class is None:
+        return _error(started_s, Event.FAILURE, "UnknownCommand",
+                      f"pool {dependency!r} does not run command {call.command!r} "
+                      f"(it runs: {', '.join(sorted(commands))})")
+    try:
+        command = command_class.from_wire(protocol.decode_value(call.payload), call.payload)
+    except (protocol.ProtocolError, TypeError) as exc:
+        return _error(started_s, Event.FAILURE, "BadArguments", str(exc))
+    timeout_s = call.timeout_ms / 1000
+    timer = gevent.Timeout.start_new(timeout_s)
+    try:
+        value = command.run()
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        return _error(started_s, Event.TIMEOUT, "Timeout",
+                      f"{call.command} was interrupted at its deadline ({call.timeout_ms} ms)")
+    except BadRequest as exc:
+        return _error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))
+    except Exception as exc:
+        return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
+    finally:
+        timer.close()
+    return _success(started_s, call.command, value)
+
+
+def _success(started_s: float, command_key: str, value: Any) -> Outcome:
+    try:
+        payload = protocol.encode_value(value)
+    except TypeError as exc:
+        return _error(started_s, Event.FAILURE, "UnsendableResult",
+                      f"{command_key} returned {type(value).__name__}, which {exc}")
+    if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+        return _error(started_s, Event.FAILURE, "ResultTooLarge",
+                      f"{command_key} returned {len(payload)} bytes, over the {protocol.MAX_PAYLOAD_BYTES} limit")
+    return Event.SUCCESS, _elapsed_ms(started_s), payload
+
+
+def _error(started_s: float, outcome: Event, type_name: str, message: str) -> Outcome:
+    return outcome, _elapsed_ms(started_s), protocol.encode_error(type_name, message[:4000])
+
+
+def _elapsed_ms(started_s: float) -> float:
+    return round((time.perf_counter() - started_s) * 1000, 3)
