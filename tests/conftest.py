@@ -26,3 +26,16 @@ def make_cluster(tmp_path: Path) -> Iterator:
     yield make
     for cluster in clusters:
         cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fail any test that leaves a child process running (after its fixtures stop theirs)."""
+    import psutil
+
+    yield
+    leftovers = [child for child in psutil.Process().children(recursive=True) if child.is_running()
+                 and child.status() != psutil.STATUS_ZOMBIE]
+    for child in leftovers:
+        child.kill()
+    assert not leftovers, f"processes left behind: {[(c.pid, c.cmdline()) for c in leftovers]}"

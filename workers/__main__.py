@@ -9,6 +9,7 @@ from gevent import monkey
 monkey.patch_all()  # before anything else imports socket, time, threading
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
 from shared.config import ConfigError, load  # noqa: E402
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.slots <= 10_000:
         print(f"seawall-worker: --slots must be in [1, 10000], got {args.slots}", file=sys.stderr)
         return EXIT_BAD_SETUP
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: command modules beside the config
     from workers.registry import RegistryError, load_commands
     from workers.worker import Worker
 

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
+import gevent
 import pytest
 
-from api import BadRequest, CommandFailed
-from sample_commands import Echo, Fail, FailWithFallback, Invalid
+from api import BadRequest, Command, CommandFailed, CommandTimeout, Rejected, WorkerLost
+from sample_commands import Echo, Fail, FailWithFallback, Invalid, Sleep, SleepWithFallback
+
+#: How far past its timeout a caller may get its answer in these tests (noisy machines).
+TIMEOUT_MARGIN_S = 0.25
+
+
+class NotServed(Command):
+    """A command of pool "sample" that the sample workers do not define."""
+
+    dependency = "sample"
+
+
+class NoPool(Command):
+    dependency = "nobody-serves-this"
 
 
 @pytest.fixture
@@ -19,8 +35,17 @@ def cluster(make_cluster):
     return cluster
 
 
+def _pool(cluster, name="sample"):
+    return cluster.status()["pools"][name]
+
+
 def test_success_returns_the_workers_value(cluster):
     assert Echo(text="hello").execute(client=cluster.client()) == "HELLO"
+
+
+def test_queue_returns_a_future_with_the_value(cluster):
+    future = Echo(text="later").queue(client=cluster.client())
+    assert future.get(timeout=5) == "LATER"
 
 
 def test_failure_falls_back(cluster):
@@ -41,3 +66,136 @@ def test_bad_request_passes_through_without_fallback(cluster):
         Invalid().execute(client=cluster.client())
     assert "user_id must be positive" in str(caught.value)
     assert caught.value.command == "Invalid"
+
+
+def test_unknown_command_is_an_error_reply_and_the_worker_keeps_serving(cluster):
+    with pytest.raises(CommandFailed) as caught:
+        NotServed().execute(client=cluster.client())
+    assert caught.value.cause.type_name == "UnknownCommand"
+    assert "NotServed" in caught.value.cause.message
+    assert Echo(text="still here").execute(client=cluster.client()) == "STILL HERE"
+
+
+def test_call_to_a_pool_nobody_serves_is_rejected_at_once(cluster):
+    started_s = time.monotonic()
+    with pytest.raises(Rejected) as caught:
+        NoPool().execute(client=cluster.client())
+    assert time.monotonic() - started_s < TIMEOUT_MARGIN_S
+    assert caught.value.failure == "THREAD_POOL_REJECTED"
+    assert "nobody-serves-this" in str(caught.value)
+
+
+def test_timeout_falls_back_within_the_timeout_plus_margin(make_cluster):
+    cluster = make_cluster({"commands": {"SleepWithFallback": {"timeout_s": 0.3}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    started_s = time.monotonic()
+    value = SleepWithFallback(seconds=2.0).execute(client=cluster.client())
+    elapsed_s = time.monotonic() - started_s
+    assert value == "from fallback"
+    assert 0.3 <= elapsed_s <= 0.3 + TIMEOUT_MARGIN_S
+
+
+def test_timeout_without_fallback_raises_command_timeout(make_cluster):
+    cluster = make_cluster({"commands": {"Sleep": {"timeout_s": 0.2}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    with pytest.raises(CommandTimeout) as caught:
+        Sleep(seconds=2.0).execute(client=cluster.client())
+    assert caught.value.failure == "TIMEOUT" and caught.value.dependency == "sample"
+
+
+@pytest.fixture
+def one_slot_one_queued(make_cluster):
+    """A pool of one worker with one slot and a queue of one."""
+    cluster = make_cluster({"pools": {"sample": {"queue_size": 1}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=1)
+    cluster.wait_for_workers("sample", 1)
+    return cluster
+
+
+def test_full_pool_and_queue_reject_the_next_call_at_once(one_slot_one_queued):
+    cluster = one_slot_one_queued
+    client = cluster.client()
+    running = Sleep(seconds=0.6).queue(client=client)
+    queued = Sleep(seconds=0.0).queue(client=client)
+    cluster.wait_until(lambda: _pool(cluster)["busy"] == 1 and _pool(cluster)["queued"] == 1,
+                       "one call running and one queued")
+    started_s = time.monotonic()
+    with pytest.raises(Rejected) as caught:
+        Sleep(seconds=0.0).execute(client=client)
+    assert time.monotonic() - started_s < TIMEOUT_MARGIN_S
+    assert caught.value.failure == "THREAD_POOL_REJECTED"
+    assert "is full" in str(caught.value)
+    assert isinstance(running.get(timeout=5), int) and isinstance(queued.get(timeout=5), int)
+
+
+def test_queued_call_whose_deadline_passes_never_runs(one_slot_one_queued, tmp_path):
+    cluster = one_slot_one_queued
+    client = cluster.client()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+
+    class ShortSleep(SleepWithFallback):
+        key = "SleepWithFallback"
+        timeout_s = 0.3
+
+    running = Sleep(seconds=0.7, marker_dir=str(markers), label="running").queue(client=client)
+    cluster.wait_until(lambda: _pool(cluster)["busy"] == 1, "the first call to run")
+    assert ShortSleep(seconds=0.0, marker_dir=str(markers), label="queued").execute(client=client) == "from fallback"
+    running.get(timeout=5)
+    # FIFO: a call sent after the expired one runs after it would have.
+    Sleep(seconds=0.0, marker_dir=str(markers), label="after").execute(client=client)
+    labels = sorted(name.split("-")[1] for name in os.listdir(markers))
+    assert labels == ["after", "running"]
+    assert _pool(cluster)["events"].get("TIMEOUT") == 1
+
+
+def test_kill_9_of_a_worker_mid_call_is_worker_lost_within_three_heartbeats(make_cluster):
+    heartbeat_s = 0.2
+    cluster = make_cluster({"commands": {"Sleep": {"timeout_s": 10.0}}}, heartbeat_s=heartbeat_s)
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=1)
+    cluster.wait_for_workers("sample", 1)
+    future = Sleep(seconds=8.0).queue(client=cluster.client())
+    cluster.wait_until(lambda: _pool(cluster)["busy"] == 1, "the call to run")
+    worker_pid = _pool(cluster)["worker_list"][0]["pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    killed_s = time.monotonic()
+    with pytest.raises(WorkerLost) as caught:
+        future.get(timeout=5)
+    assert time.monotonic() - killed_s <= 3 * heartbeat_s + TIMEOUT_MARGIN_S
+    assert caught.value.failure == "WORKER_LOST"
+    assert str(worker_pid) in str(caught.value)
+    assert _pool(cluster)["workers"] == 0
+
+
+def test_a_thousand_concurrent_callers_each_get_their_own_answer(make_cluster):
+    cluster = make_cluster({"pools": {"sample": {"queue_size": 1000}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", count=2, slots=50)
+    cluster.wait_for_workers("sample", 2)
+    client = cluster.client()
+    callers = [gevent.spawn(Echo(text=f"caller {i}").execute, client) for i in range(1000)]
+    gevent.joinall(callers, timeout=30, raise_error=True)
+    assert [caller.value for caller in callers] == [f"CALLER {i}" for i in range(1000)]
+    assert client.pending_calls == 0
+
+
+def test_sigterm_drains_the_worker_which_finishes_its_call_and_exits_0(make_cluster):
+    cluster = make_cluster({"commands": {"Sleep": {"timeout_s": 5.0}}})
+    cluster.start_broker()
+    (worker,) = cluster.start_workers("sample", "sample_commands", slots=1)
+    cluster.wait_for_workers("sample", 1)
+    future = Sleep(seconds=1.0).queue(client=cluster.client())
+    cluster.wait_until(lambda: _pool(cluster)["busy"] == 1, "the call to run")
+    worker.send_signal(signal.SIGTERM)
+    cluster.wait_until(lambda: _pool(cluster)["slots"] == 0, "the draining worker's slots to leave the pool")
+    assert future.get(timeout=5) == worker.pid
+    assert worker.wait(timeout=5) == 0
+    cluster.wait_until(lambda: _pool(cluster)["workers"] == 0 and _pool(cluster)["draining"] == 0,
+                       "the worker to say goodbye")
+    assert _pool(cluster)["events"].get("WORKER_LOST") is None

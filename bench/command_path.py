@@ -1,0 +1,337 @@
+"""What seawall's command path costs per call, next to the floor of the same hops.
+
+Why: every remote command goes caller -> broker -> worker -> broker -> caller, three
+processes and four ZeroMQ hops. On a small, shared machine absolute figures say little,
+so this measures seawall against the *floor*: the simplest raw-pyzmq relay with the same
+processes and hops (``floor_relay.py``). The ratio is what seawall's own code costs
+(validation, deadlines, slots, greenlets); the targets say how much of it we accept:
+
+* p50 latency at most ``P50_TARGET_RATIO`` x the floor's;
+* throughput at least ``THROUGHPUT_TARGET_RATIO`` x the floor's.
+
+In one run, at 1 and 64 concurrent callers each: p50/p99 latency and calls/s of a no-op
+command through a real broker and one real worker (``noop_commands.Noop``), and of the
+floor; the direct in-process call ``Noop().run()``; and the timeout margin, how long past
+its ``timeout_s`` a caller gets the fallback of a command that overruns it. Misses are
+reported, never an exit status: this is a measurement, not a test.
+
+Run from the repository root: ``.venv/bin/python bench/command_path.py`` (or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from time import perf_counter
+from typing import Callable, Iterator
+
+import gevent
+import msgpack
+import zmq
+
+from api.client import Client
+from api.testing import Cluster
+from noop_commands import FALLBACK_VALUE, Noop, SleepPastTimeout
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPRODUCE_COMMAND = ".venv/bin/python bench/command_path.py"
+
+#: Concurrent callers: greenlets for seawall, requests kept outstanding for the floor.
+CALLER_COUNTS = (1, 64)
+#: Calls discarded before each measurement (connections, caches, branch predictors).
+WARMUP_CALLS = 500
+#: How long each (path, callers) pair is measured after its warm-up.
+MEASURE_DURATION_S = 3.0
+#: Slots of each worker: every caller has a slot, so nothing waits in the queue.
+WORKER_SLOTS = 64
+#: Pool queue size: far above the callers, so nothing is rejected.
+QUEUE_SIZE = 1000
+#: Iterations of the direct in-process call.
+DIRECT_CALLS = 200_000
+#: Calls that overrun their timeout, once one after another and once all at once.
+TIMEOUT_CALLS = 50
+#: The floor's request payload; seawall's Noop sends an empty msgpack map.
+FLOOR_PAYLOAD = b"payload"
+#: How long the floor's client waits for a reply before declaring the floor broken.
+FLOOR_RECEIVE_TIMEOUT_MS = 5000
+#: How long a floor process may take to exit after SIGTERM before it gets SIGKILL.
+STOP_GRACE_S = 5.0
+
+P50_TARGET_RATIO = 1.3
+THROUGHPUT_TARGET_RATIO = 0.7
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    callers: int
+    p50_us: float
+    p99_us: float
+    calls_per_s: float
+
+
+class Window:
+    """Discards the first ``warmup_calls`` completions, then records ``duration_s`` of them."""
+
+    def __init__(self, warmup_calls: int, duration_s: float) -> None:
+        self._warmup_left = warmup_calls
+        self._duration_s = duration_s
+        self._end_s = math.inf
+        self.latencies_us: list[float] = []
+
+    @property
+    def done(self) -> bool:
+        return perf_counter() >= self._end_s
+
+    def record(self, started_s: float, finished_s: float) -> None:
+        if self._warmup_left > 0:
+            self._warmup_left -= 1
+            if self._warmup_left == 0:
+                self._end_s = finished_s + self._duration_s
+        elif finished_s <= self._end_s:
+            self.latencies_us.append((finished_s - started_s) * 1e6)
+
+    def result(self, path: str, callers: int) -> Result:
+        latencies_us = sorted(self.latencies_us)
+        return Result(path, callers, percentile(latencies_us, 0.50), percentile(latencies_us, 0.99),
+                      len(latencies_us) / self._duration_s)
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def measure_seawall(client: Client, callers: int) -> Result:
+    """``callers`` greenlets, each calling ``Noop().execute()`` in a loop."""
+    window = Window(WARMUP_CALLS, MEASURE_DURATION_S)
+
+    def call_in_a_loop() -> None:
+        while not window.done:
+            started_s = perf_counter()
+            Noop().execute(client=client)
+            window.record(started_s, perf_counter())
+
+    gevent.joinall([gevent.spawn(call_in_a_loop) for _ in range(callers)], raise_error=True)
+    return window.result("seawall", callers)
+
+
+def measure_floor(address: str, callers: int) -> Result:
+    """One blocking DEALER keeping ``callers`` requests outstanding: a new one per reply."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, FLOOR_RECEIVE_TIMEOUT_MS)
+    sock.connect(address)
+    window = Window(WARMUP_CALLS, MEASURE_DURATION_S)
+    sent_s: dict[int, float] = {}
+    call_ids = itertools.count()
+
+    def send() -> None:
+        call_id = next(call_ids)
+        sent_s[call_id] = perf_counter()
+        sock.send(msgpack.packb([call_id, FLOOR_PAYLOAD]))
+
+    try:
+        for _ in range(callers):
+            send()
+        while not window.done:
+            call_id, _payload = msgpack.unpackb(sock.recv())
+            window.record(sent_s.pop(call_id), perf_counter())
+            send()
+    finally:
+        sock.close()  # replies still in flight are dropped by the relay's ROUTER
+    return window.result("floor", callers)
+
+
+def measure_direct_call_us() -> float:
+    """Per-call time of ``Noop().run()`` in this process: no seawall at all."""
+    started_s = perf_counter()
+    for _ in range(DIRECT_CALLS):
+        Noop().run()
+    return (perf_counter() - started_s) / DIRECT_CALLS * 1e6
+
+
+def timeout_margin_ms(client: Client) -> float:
+    """How long past ``timeout_s`` one overrunning call's caller gets the fallback."""
+    started_s = perf_counter()
+    value = SleepPastTimeout().execute(client=client)
+    elapsed_s = perf_counter() - started_s
+    if value != FALLBACK_VALUE:
+        raise RuntimeError(f"SleepPastTimeout returned {value!r}, not its fallback")
+    return (elapsed_s - SleepPastTimeout.timeout_s) * 1000
+
+
+def measure_timeout_margins_ms(client: Client) -> dict[str, list[float]]:
+    """Margins of TIMEOUT_CALLS calls one after another, then of TIMEOUT_CALLS at once."""
+    sequential_ms = [timeout_margin_ms(client) for _ in range(TIMEOUT_CALLS)]
+    greenlets = [gevent.spawn(timeout_margin_ms, client) for _ in range(TIMEOUT_CALLS)]
+    gevent.joinall(greenlets, raise_error=True)
+    return {"1 (one after another)": sequential_ms,
+            f"{TIMEOUT_CALLS} (all at once)": [greenlet.value for greenlet in greenlets]}
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+@contextmanager
+def seawall_cluster(directory: Path) -> Iterator[Cluster]:
+    """A broker, a worker for the no-op pool and one for the overrunning pool."""
+    pool_settings = {"queue_size": QUEUE_SIZE}
+    cluster = Cluster(directory, settings={"pools": {"bench": pool_settings, "bench_slow": pool_settings}},
+                      pythonpath=[BENCH_DIR], heartbeat_s=1.0)
+    try:
+        cluster.start_broker()
+        for dependency in ("bench", "bench_slow"):
+            cluster.start_workers(dependency, "noop_commands", slots=WORKER_SLOTS)
+        for dependency in ("bench", "bench_slow"):
+            cluster.wait_for_workers(dependency, 1)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@contextmanager
+def floor_processes(directory: Path) -> Iterator[str]:
+    """The floor's relay and echo processes; yields the relay's client address."""
+    front_address, back_address = f"ipc://{directory}/front", f"ipc://{directory}/back"
+    script = str(BENCH_DIR / "floor_relay.py")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, args in (("relay", [front_address, back_address]), ("echo", [back_address])):
+            with (directory / f"{name}.log").open("wb") as log_file:
+                processes.append(subprocess.Popen([sys.executable, script, name, *args],
+                                                  stdout=log_file, stderr=subprocess.STDOUT))
+        yield front_address
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate one process by pid, wait for it, kill it if it will not go."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+def progress(text: str) -> None:
+    print(f"... {text}", file=sys.stderr, flush=True)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_latency_table(results: dict[tuple[str, int], Result]) -> None:
+    print("| callers | path | p50 µs | p99 µs | calls/s |")
+    print("|---:|---|---:|---:|---:|")
+    for (path, callers), result in results.items():
+        print(f"| {callers} | {path} | {result.p50_us:.0f} | {result.p99_us:.0f} | {result.calls_per_s:,.0f} |")
+
+
+def print_ratio_table(results: dict[tuple[str, int], Result]) -> None:
+    print(f"| callers | p50 seawall/floor | p99 seawall/floor | calls/s seawall/floor "
+          f"| p50 ≤ {P50_TARGET_RATIO}× | calls/s ≥ {THROUGHPUT_TARGET_RATIO}× |")
+    print("|---:|---:|---:|---:|---|---|")
+    for callers in CALLER_COUNTS:
+        seawall, floor = results[("seawall", callers)], results[("floor", callers)]
+        p50_ratio = seawall.p50_us / floor.p50_us
+        p99_ratio = seawall.p99_us / floor.p99_us
+        throughput_ratio = seawall.calls_per_s / floor.calls_per_s
+        print(f"| {callers} | {p50_ratio:.2f}× | {p99_ratio:.2f}× | {throughput_ratio:.2f}× "
+              f"| {verdict(p50_ratio <= P50_TARGET_RATIO)} | {verdict(throughput_ratio >= THROUGHPUT_TARGET_RATIO)} |")
+
+
+def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
+    print(f"| callers | calls | p50 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for callers, values_ms in margins_ms.items():
+        ordered_ms = sorted(values_ms)
+        print(f"| {callers} | {len(ordered_ms)} | {percentile(ordered_ms, 0.5):.2f} "
+              f"| {percentile(ordered_ms, 0.99):.2f} | {ordered_ms[-1]:.2f} |")
+
+
+def print_report(results: dict[tuple[str, int], Result], direct_call_us: float,
+                 margins_ms: dict[str, list[float]]) -> None:
+    print()
+    print(f"Command path, no-op command, {MEASURE_DURATION_S:g} s per row after {WARMUP_CALLS} warm-up calls:")
+    print()
+    print_latency_table(results)
+    print()
+    print(f"Targets: p50 ≤ {P50_TARGET_RATIO}× the floor, throughput ≥ {THROUGHPUT_TARGET_RATIO}× the floor:")
+    print()
+    print_ratio_table(results)
+    print()
+    print(f"Direct in-process call, Noop().run(): {direct_call_us:.2f} µs per call")
+    print()
+    print(f"Timeout margin: time past timeout_s = {SleepPastTimeout.timeout_s:g} s until the caller "
+          "has the fallback of a command that sleeps past it:")
+    print()
+    print_margin_table(margins_ms)
+
+
+def machine_description() -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{now}; nproc {cpus}; Python {platform.python_version()}; {platform.platform()}"
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[str, list[float]]]:
+    """Floor and seawall alternate per caller count, so drifting machine load hits both."""
+    results: dict[tuple[str, int], Result] = {}
+    with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as floor_address:
+        client = cluster.client()
+        steps: list[tuple[str, Callable[[int], Result]]] = [
+            ("floor", lambda callers: measure_floor(floor_address, callers)),
+            ("seawall", lambda callers: measure_seawall(client, callers)),
+        ]
+        for callers in CALLER_COUNTS:
+            for path, measure in steps:
+                progress(f"{path}, {callers} caller(s)")
+                results[(path, callers)] = measure(callers)
+        progress("timeout margin")
+        margins_ms = measure_timeout_margins_ms(client)
+    return results, margins_ms
+
+
+def main() -> int:
+    print(f"Reproduce with: {REPRODUCE_COMMAND}   (or: make bench)")
+    print(f"Machine: {machine_description()}")
+    directory = Path(tempfile.mkdtemp(prefix="swb-"))  # ipc:// paths must stay short
+    try:
+        results, margins_ms = run_measurements(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    progress("direct in-process call")
+    print_report(results, measure_direct_call_us(), margins_ms)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Commands the benchmark's workers run: ``python -m workers --commands noop_commands``.
+
+``Noop`` does nothing, so its round trip is the pure cost of the command path.
+``SleepPastTimeout`` always overruns its timeout, so the time its caller waits beyond
+``timeout_s`` for the fallback is the path's timeout margin.
+"""
+
+from __future__ import annotations
+
+import time
+
+from api import Command
+
+#: How long SleepPastTimeout sleeps: far past its timeout, so it is always interrupted.
+OVERRUN_SLEEP_S = 0.5
+#: The fallback value of SleepPastTimeout, so the benchmark can check it got a fallback.
+FALLBACK_VALUE = "fallback"
+
+
+class Noop(Command):
+    dependency = "bench"
+
+    def run(self) -> None:
+        return None
+
+
+class SleepPastTimeout(Command):
+    dependency = "bench_slow"
+    timeout_s = 0.1
+
+    def run(self) -> None:
+        time.sleep(OVERRUN_SLEEP_S)  # a gevent sleep in a worker (it monkey-patches time)
+
+    def fallback(self) -> str:
+        return FALLBACK_VALUE

@@ -1,0 +1,449 @@
+"""The wire protocol: every kind round-trips, and every malformed message is a ProtocolError."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared import protocol
+from shared.events import Event
+from shared.protocol import PROTOCOL, Kind, ProtocolError
+
+SIGNAL_KINDS = [Kind.HEARTBEAT, Kind.DRAINING, Kind.DRAIN_ACK, Kind.GOODBYE, Kind.RESET]
+
+
+def frames_of(header: Any, payload: bytes | None = None) -> list[bytes]:
+    """A message with a hand-made header behind a correct protocol frame."""
+    packed = msgpack.packb(header, use_bin_type=True)
+    return [PROTOCOL, packed] if payload is None else [PROTOCOL, packed, payload]
+
+
+def request_header(**fields: Any) -> list[Any]:
+    values = {"call_id": 7, "command": "GetRatings", "dependency": "ratings", "timeout_ms": 1000, **fields}
+    return [Kind.REQUEST, values["call_id"], values["command"], values["dependency"], values["timeout_ms"]]
+
+
+def decode_error_text(frames: list[bytes]) -> str:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode(frames)
+    return str(caught.value)
+
+
+class RecordingLogger:
+    """Stands in for a structlog logger: keeps what was logged."""
+
+    def __init__(self) -> None:
+        self.warnings: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.warnings.append((event, fields))
+
+
+# -- round trips ---------------------------------------------------------------------
+
+
+def test_request_round_trips():
+    frames = protocol.request(7, "GetRatings", "ratings", 1500, b"\x81\xa1a\x01")
+
+    assert protocol.decode(frames) == protocol.Request(7, "GetRatings", "ratings", 1500, b"\x81\xa1a\x01")
+
+
+def test_reply_round_trips():
+    frames = protocol.reply(7, Event.TIMEOUT, 12.5, b"payload")
+
+    assert protocol.decode(frames) == protocol.Reply(7, Event.TIMEOUT, 12.5, b"payload")
+
+
+def test_ready_round_trips():
+    frames = protocol.ready("ratings", 4, 4242, ["GetRatings", "PutRating"])
+
+    assert protocol.decode(frames) == protocol.Ready("ratings", 4, 4242, ["GetRatings", "PutRating"])
+
+
+def test_call_round_trips():
+    frames = protocol.call(7, "GetRatings", 900, b"args")
+
+    assert protocol.decode(frames) == protocol.Call(7, "GetRatings", 900, b"args")
+
+
+def test_result_round_trips():
+    frames = protocol.result(7, Event.BAD_REQUEST, 3.25, b"error")
+
+    assert protocol.decode(frames) == protocol.Result(7, Event.BAD_REQUEST, 3.25, b"error")
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS, ids=lambda kind: kind.name)
+def test_signal_round_trips(kind):
+    assert protocol.decode(protocol.signal(kind)) == protocol.Signal(kind)
+
+
+def test_precomputed_heartbeat_decodes_as_a_heartbeat_signal():
+    assert protocol.decode(protocol.HEARTBEAT) == protocol.Signal(Kind.HEARTBEAT)
+
+
+def test_control_round_trips():
+    frames = protocol.control("open_breaker", {"command": "GetRatings", "seconds": 30})
+
+    assert protocol.decode(frames) == protocol.Control("open_breaker", {"command": "GetRatings", "seconds": 30})
+
+
+def test_control_without_arguments_decodes_to_an_empty_map():
+    assert protocol.decode(protocol.control("status")) == protocol.Control("status", {})
+
+
+def test_control_reply_round_trips():
+    frames = protocol.control_reply(False, {"error": "no such pool"})
+
+    assert protocol.decode(frames) == protocol.ControlReply(False, {"error": "no such pool"})
+
+
+def test_integer_execution_ms_decodes_as_a_float():
+    decoded = protocol.decode(protocol.result(1, Event.SUCCESS, 3, b""))
+
+    assert decoded.execution_ms == 3.0 and type(decoded.execution_ms) is float
+
+
+def test_signal_refuses_a_kind_that_has_fields():
+    with pytest.raises(ValueError, match="REQUEST is not a signal"):
+        protocol.signal(Kind.REQUEST)
+
+
+# -- malformed frames and headers ----------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_wrong_frame_count_is_rejected(count):
+    frames = [PROTOCOL, b"\x91\x06", b"", b""][:count]
+
+    assert decode_error_text(frames) == f"expected 2 or 3 frames, got {count}"
+
+
+def test_wrong_protocol_frame_is_rejected_naming_both_versions():
+    frames = [b"SW02", *protocol.HEARTBEAT[1:]]
+
+    assert decode_error_text(frames) == "protocol frame is b'SW02', expected b'SW01'"
+
+
+def test_header_that_is_not_msgpack_is_rejected():
+    assert decode_error_text([PROTOCOL, b"\xc1"]).startswith("header is not valid msgpack")
+
+
+def test_header_that_is_a_map_is_rejected():
+    assert decode_error_text(frames_of({"kind": 6})) == "header must be a non-empty array, got {'kind': 6}"
+
+
+def test_empty_header_array_is_rejected():
+    assert decode_error_text(frames_of([])) == "header must be a non-empty array, got []"
+
+
+@pytest.mark.parametrize("kind", [0, 99, -1, "REQUEST", None])
+def test_unknown_kind_is_rejected(kind):
+    assert decode_error_text(frames_of([kind])) == f"unknown message kind {kind!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: decode() accepts True (and 1.0) as kind REQUEST: Kind(header[0]) is not type-checked")
+def test_bool_kind_is_rejected():
+    frames = frames_of([True, 7, "GetRatings", "ratings", 1000], b"\x80")
+
+    assert decode_error_text(frames) == "unknown message kind True"
+
+
+def test_header_over_the_size_limit_is_rejected():
+    header = b"\x00" * (protocol.MAX_HEADER_BYTES + 1)
+
+    assert decode_error_text([PROTOCOL, header]) == f"header of 4097 bytes is over {protocol.MAX_HEADER_BYTES}"
+
+
+# -- malformed fields ----------------------------------------------------------------
+
+
+def test_too_few_fields_are_rejected_naming_the_expected_fields():
+    frames = frames_of([Kind.REQUEST, 7, "GetRatings"], b"")
+
+    assert decode_error_text(frames) == (
+        "REQUEST: expected fields call_id, command, dependency, timeout_ms, got 2 fields"
+    )
+
+
+def test_fields_on_a_signal_are_rejected():
+    assert decode_error_text(frames_of([Kind.HEARTBEAT, 1])) == "HEARTBEAT: expected fields (none), got 1 fields"
+
+
+def test_string_call_id_is_rejected():
+    frames = frames_of(request_header(call_id="7"), b"")
+
+    assert decode_error_text(frames) == (
+        f"REQUEST: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got '7'"
+    )
+
+
+def test_float_timeout_is_rejected():
+    frames = frames_of(request_header(timeout_ms=1000.0), b"")
+
+    assert "timeout_ms must be an integer" in decode_error_text(frames)
+
+
+def test_bool_call_id_is_rejected():
+    frames = frames_of(request_header(call_id=True), b"")
+
+    assert decode_error_text(frames) == (
+        f"REQUEST: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got True"
+    )
+
+
+def test_bool_slots_are_rejected():
+    frames = frames_of([Kind.READY, "ratings", True, 4242, []])
+
+    assert decode_error_text(frames) == f"READY: slots must be an integer in [1, {protocol.MAX_SLOTS}], got True"
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (request_header(call_id=-1), "call_id must be an integer in [0, 9223372036854775807], got -1"),
+        (request_header(call_id=2**63), "call_id must be an integer in [0, 9223372036854775807], got 9223372036854775808"),
+        (request_header(timeout_ms=0), "timeout_ms must be an integer in [1, 3600000], got 0"),
+        (request_header(timeout_ms=3_600_001), "timeout_ms must be an integer in [1, 3600000], got 3600001"),
+    ],
+    ids=["negative call_id", "call_id over 63 bits", "zero timeout", "timeout over an hour"],
+)
+def test_out_of_range_request_ints_are_rejected(header, problem):
+    assert decode_error_text(frames_of(header, b"")) == f"REQUEST: {problem}"
+
+
+@pytest.mark.parametrize("slots", [0, protocol.MAX_SLOTS + 1])
+def test_out_of_range_slots_are_rejected(slots):
+    frames = frames_of([Kind.READY, "ratings", slots, 4242, []])
+
+    assert decode_error_text(frames) == f"READY: slots must be an integer in [1, 10000], got {slots}"
+
+
+def test_non_string_name_is_rejected():
+    frames = frames_of(request_header(command=5), b"")
+
+    assert decode_error_text(frames) == "REQUEST: command must be a name of 1-200 characters, got 5"
+
+
+def test_empty_name_is_rejected():
+    frames = frames_of(request_header(dependency=""), b"")
+
+    assert decode_error_text(frames) == "REQUEST: dependency must be a name of 1-200 characters, got ''"
+
+
+def test_name_over_the_length_limit_is_rejected():
+    frames = frames_of(request_header(command="x" * (protocol.MAX_NAME_CHARS + 1)), b"")
+
+    assert decode_error_text(frames).startswith("REQUEST: command must be a name of 1-200 characters, got 'xxx")
+
+
+def test_name_at_the_length_limit_is_accepted():
+    frames = frames_of(request_header(command="x" * protocol.MAX_NAME_CHARS), b"")
+
+    assert protocol.decode(frames).command == "x" * protocol.MAX_NAME_CHARS
+
+
+def test_ready_commands_that_are_not_a_list_are_rejected():
+    frames = frames_of([Kind.READY, "ratings", 4, 4242, "GetRatings"])
+
+    assert decode_error_text(frames) == "READY: commands must be a list of names"
+
+
+def test_ready_command_that_is_not_a_name_is_rejected():
+    frames = frames_of([Kind.READY, "ratings", 4, 4242, ["GetRatings", ""]])
+
+    assert decode_error_text(frames) == "READY: command must be a name of 1-200 characters, got ''"
+
+
+def test_unknown_outcome_is_rejected():
+    frames = frames_of([Kind.REPLY, 7, "EXPLODED", 1.0], b"")
+
+    assert decode_error_text(frames).startswith("REPLY: outcome must be one of [")
+    assert decode_error_text(frames).endswith("got 'EXPLODED'")
+
+
+def test_worker_may_not_report_a_broker_only_outcome():
+    frames = frames_of([Kind.RESULT, 7, "SHORT_CIRCUITED", 1.0], b"")
+
+    error = decode_error_text(frames)
+
+    assert error.startswith("RESULT: outcome must be one of [") and error.endswith("got 'SHORT_CIRCUITED'")
+    assert "SUCCESS" in error and "SHORT_CIRCUITED" not in error.split(", got")[0]
+
+
+@pytest.mark.parametrize("execution_ms", [-1, "3", True, float("nan")], ids=repr)
+def test_bad_execution_ms_is_rejected(execution_ms):
+    frames = frames_of([Kind.RESULT, 7, "SUCCESS", execution_ms], b"")
+
+    assert decode_error_text(frames) == f"RESULT: execution_ms must be a non-negative number, got {execution_ms!r}"
+
+
+def test_control_reply_with_int_for_ok_is_rejected():
+    frames = frames_of([Kind.CONTROL_REPLY, 1], protocol.encode_value({}))
+
+    assert decode_error_text(frames) == "CONTROL_REPLY: ok must be a boolean, got 1"
+
+
+# -- malformed payloads --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        protocol.request(7, "GetRatings", "ratings", 1000, b"")[:2],
+        protocol.reply(7, Event.SUCCESS, 1.0, b"")[:2],
+        protocol.call(7, "GetRatings", 1000, b"")[:2],
+        protocol.result(7, Event.SUCCESS, 1.0, b"")[:2],
+        protocol.control("status")[:2],
+    ],
+    ids=["REQUEST", "REPLY", "CALL", "RESULT", "CONTROL"],
+)
+def test_missing_payload_is_rejected(frames):
+    kind = Kind(msgpack.unpackb(frames[1])[0])
+
+    assert decode_error_text(frames) == f"{kind.name}: payload frame is missing"
+
+
+def test_payload_over_the_size_limit_is_rejected():
+    frames = protocol.request(7, "GetRatings", "ratings", 1000, b"\x00" * (protocol.MAX_PAYLOAD_BYTES + 1))
+
+    assert decode_error_text(frames) == f"REQUEST: payload of 1048577 bytes is over {protocol.MAX_PAYLOAD_BYTES}"
+
+
+def test_control_payload_that_is_not_msgpack_is_rejected():
+    frames = frames_of([Kind.CONTROL, "status"], b"\xc1")
+
+    assert decode_error_text(frames).startswith("CONTROL: payload is not valid msgpack")
+
+
+def test_control_payload_that_is_not_a_map_is_rejected():
+    frames = frames_of([Kind.CONTROL, "status"], protocol.encode_value([1, 2]))
+
+    assert decode_error_text(frames) == "CONTROL: payload must be a map, got list"
+
+
+# -- decode_or_log -------------------------------------------------------------------
+
+
+def test_decode_or_log_returns_the_message_when_valid():
+    logger = RecordingLogger()
+
+    assert protocol.decode_or_log(protocol.HEARTBEAT, logger, "back") == protocol.Signal(Kind.HEARTBEAT)
+    assert logger.warnings == []
+
+
+def test_decode_or_log_logs_why_and_returns_none_when_malformed():
+    logger = RecordingLogger()
+
+    message = protocol.decode_or_log([b"SW02", b"\x91\x06"], logger, "front")
+
+    assert message is None
+    assert logger.warnings == [
+        ("malformed_message_dropped", {"source": "front", "error": "protocol frame is b'SW02', expected b'SW01'"})
+    ]
+
+
+# -- values --------------------------------------------------------------------------
+
+
+def test_value_round_trips_through_encode_and_decode_value():
+    value = {"user": 42, "tags": ["a", "b"], "blob": b"\x00\xff", "score": 0.5, "none": None}
+
+    assert protocol.decode_value(protocol.encode_value(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name"),
+    [({1, 2}, "'set'"), (object(), "'object'"), (datetime.datetime(2024, 1, 1), "'datetime.datetime'")],
+    ids=["set", "object", "datetime"],
+)
+def test_encode_value_names_the_unsendable_type(value, type_name):
+    with pytest.raises(TypeError) as caught:
+        protocol.encode_value(value)
+
+    assert str(caught.value) == f"cannot be sent: can not serialize {type_name} object"
+
+
+def test_encode_value_names_the_unsendable_type_nested_in_a_container():
+    with pytest.raises(TypeError, match="can not serialize 'set' object"):
+        protocol.encode_value({"ids": [1, {2, 3}]})
+
+
+def test_encode_value_refuses_an_int_over_64_bits_as_a_type_error():
+    with pytest.raises(TypeError, match="cannot be sent: Integer value out of range"):
+        protocol.encode_value(2**64)
+
+
+def test_decode_value_of_bad_bytes_is_a_protocol_error():
+    with pytest.raises(ProtocolError, match="payload is not valid msgpack"):
+        protocol.decode_value(b"\xc1")
+
+
+def test_error_payload_round_trips():
+    payload = protocol.encode_error("ValueError", "backend down")
+
+    assert protocol.decode_error(payload) == ("ValueError", "backend down")
+
+
+def test_error_payload_without_a_message_is_rejected():
+    payload = protocol.encode_value({"type": "ValueError"})
+
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode_error(payload)
+
+    assert str(caught.value) == "error payload must be {type, message}, got {'type': 'ValueError'}"
+
+
+# -- fuzzing: decode() raises nothing but ProtocolError ------------------------------
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=5) | st.integers(min_value=0, max_value=9), children, max_size=4),
+    max_leaves=12,
+)
+
+#: Headers that often start with a real kind, so the per-kind decoders see junk fields.
+headers = msgpack_values | st.builds(
+    lambda kind, fields: [kind, *fields],
+    st.sampled_from(list(Kind)) | msgpack_values,
+    st.lists(msgpack_values, max_size=6),
+)
+
+payloads = st.none() | st.binary(max_size=40) | msgpack_values.map(protocol.encode_value)
+
+
+def decodes_or_raises_protocol_error(frames: list[bytes]) -> None:
+    try:
+        protocol.decode(frames)
+    except ProtocolError:
+        pass
+
+
+#: Frame lists whose first frame is often the right protocol, so later checks run too.
+frame_lists = st.lists(st.binary(max_size=40), max_size=5) | st.builds(
+    lambda first, rest: [first, *rest],
+    st.just(PROTOCOL) | st.binary(max_size=8),
+    st.lists(st.binary(max_size=40), max_size=4),
+)
+
+
+@settings(max_examples=20000, deadline=None)
+@given(frame_lists)
+def test_arbitrary_frames_raise_nothing_but_protocol_error(frames):
+    decodes_or_raises_protocol_error(frames)
+
+
+@settings(max_examples=20000, deadline=None)
+@given(headers, payloads)
+def test_arbitrary_headers_raise_nothing_but_protocol_error(header, payload):
+    decodes_or_raises_protocol_error(frames_of(header, payload))
