@@ -17,10 +17,12 @@ import gevent
 import zmq
 from gevent.event import AsyncResult
 
+from api.breakers import BreakerView
 from api.command import Command
-from api.errors import ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, RemoteCause
+from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, RemoteCause,
+                        ShortCircuited)
 from shared import protocol
-from shared.config import Config, load
+from shared.config import Config, ConfigError, check_override, load, with_overrides
 from shared.events import Event
 from shared.logging import get_logger
 from shared.owned_socket import OwnedSocket
@@ -33,8 +35,12 @@ class Client:
     """Sends commands to the broker named by ``config``; safe for any number of greenlets."""
 
     def __init__(self, config: Config) -> None:
+        self._file_config = config
         self._config = config
+        self._overrides: dict[str, Any] = {}
+        self.breakers = BreakerView()
         self._socket: OwnedSocket | None = None
+        self._state_socket: OwnedSocket | None = None
         self._socket_pid: int | None = None
         self._pending: dict[int, AsyncResult] = {}
         self._call_ids = itertools.count(1)
@@ -46,7 +52,12 @@ class Client:
 
     @config.setter
     def config(self, config: Config) -> None:
-        self._config = config
+        self._file_config = config
+        self._apply(config, self._overrides)
+
+    def _apply(self, file_config: Config, overrides: dict[str, Any]) -> None:
+        self._overrides = overrides
+        self._config = with_overrides(file_config, overrides) if overrides else file_config
         self._timeout_by_class.clear()
 
     @property
@@ -96,6 +107,9 @@ class Client:
     def _run_remote(self, command: Command) -> Any:
         timeout_s = self.timeout_s(type(command))
         sock = self._owned_socket()
+        if self.breakers.short_circuits(command.key):
+            raise ShortCircuited(f"{command.key}: the breaker is OPEN; not sent",
+                                 command=command.key, dependency=command.dependency)
         call_id = next(self._call_ids)
         waiter = AsyncResult()
         self._pending[call_id] = waiter
@@ -155,7 +169,30 @@ class Client:
             self._socket_pid = os.getpid()
             self._pending.clear()  # calls of a parent process are not ours to answer
             self._socket.start()
+            state = make_socket(zmq.SUB)
+            state.setsockopt(zmq.SUBSCRIBE, protocol.STATE_TOPIC)
+            state.connect(self._config.endpoints["events"])
+            self._state_socket = OwnedSocket(state, self._on_state, "events")
+            self._state_socket.start()
         return self._socket
+
+    def _on_state(self, frames: list[bytes]) -> None:
+        """Breaker changes and snapshots the broker publishes."""
+        message = protocol.decode_or_log(frames[1:], log, "events")
+        if type(message) is protocol.BreakerChange:
+            self.breakers.update(message.command, message.state, message.retry_in_ms)
+        elif type(message) is protocol.Snapshot:
+            self.breakers.replace(message.breakers)
+            if message.overrides != self._overrides:
+                self._apply_overrides(message.overrides)
+
+    def _apply_overrides(self, overrides: dict[str, Any]) -> None:
+        try:
+            self._apply(self._file_config, dict(check_override(key, value) for key, value in overrides.items()))
+        except ConfigError as exc:
+            log.warning("runtime_settings_ignored", error=str(exc))
+            return
+        log.info("runtime_settings_applied", overrides=overrides)
 
     def _on_message(self, frames: list[bytes]) -> None:
         message = protocol.decode_or_log(frames, log, "broker")
@@ -168,9 +205,11 @@ class Client:
             waiter.set(message)
 
     def close(self) -> None:
-        if self._socket is not None and self._socket_pid == os.getpid():
-            self._socket.close()
-        self._socket = None
+        if self._socket_pid == os.getpid():
+            for owned in (self._socket, self._state_socket):
+                if owned is not None:
+                    owned.close()
+        self._socket = self._state_socket = None
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

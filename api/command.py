@@ -102,6 +102,11 @@ class Command:
         return None
 
     @classmethod
+    def class_settings(cls) -> dict[str, Any]:
+        """The settings this class (or a base below Command) sets as attributes."""
+        return {name: getattr(cls, name) for name in COMMAND_SETTINGS if hasattr(cls, name)}
+
+    @classmethod
     def has_fallback(cls) -> bool:
         return cls.fallback is not Command.fallback
 

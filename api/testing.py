@@ -90,13 +90,19 @@ class Cluster:
 
     # -- processes -----------------------------------------------------------------------
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``python ARGS --config ...`` with its output in ``DIRECTORY/NAME.log``."""
+    def start(self, name: str, *args: str, pipes: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``python ARGS --config ...``; its output goes to ``DIRECTORY/NAME.log``.
+
+        With ``pipes``, stdin and stdout are pipes for the test to talk to it (stderr
+        still goes to the log).
+        """
         log_path = self.directory / f"{name}.log"
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, *args, "--config", str(self.config_path)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=self._env, cwd=self.directory,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log_file,
+                stderr=log_file if pipes else subprocess.STDOUT, env=self._env, cwd=self.directory,
             )
         self.processes.append(process)
         return process

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from broker.commands import CommandRecord
 
 #: Rebuild the deadline heap when it holds this many more entries than live calls.
 HEAP_SLACK = 1024
@@ -25,6 +28,8 @@ class Call:
     deadline_s: float  # broker clock
     payload: bytes  # the arguments, never decoded here
     received_s: float
+    record: CommandRecord  # the command's breaker and metrics
+    trial: bool = False  # the one call that decides a half-open breaker
     worker: bytes | None = None  # identity of the worker running it, once sent
     answered: bool = False  # the caller has its answer (a late result is only a free slot)
 

@@ -1,4 +1,4 @@
-"""``seawall``: the operator's command line (status now; breakers, config, chaos, scale later)."""
+"""``seawall``: the operator's command line: status, breakers, settings changed live."""
 
 from __future__ import annotations
 
@@ -8,41 +8,71 @@ import sys
 from typing import Any
 
 from broker.control_client import ControlError, control_request
-from shared.config import ConfigError, load
+from shared.config import ConfigError, load, parse_cli_value
 
 
 def _format_status(status: dict[str, Any]) -> str:
     lines = [f"broker up {status['uptime_s']:.0f} s, {status['calls_in_flight']} calls in flight", "",
-             f"{'POOL':<20} {'WORKERS':>7} {'SLOTS':>5} {'BUSY':>4} {'QUEUED':>6} {'REJECTED':>8}"]
+             f"{'POOL':<24} {'WORKERS':>7} {'SLOTS':>5} {'BUSY':>4} {'QUEUED':>8} {'REJECTED':>8}"]
     for name, pool in status["pools"].items():
         rejected = pool["events"].get("THREAD_POOL_REJECTED", 0)
-        lines.append(f"{name:<20} {pool['workers']:>7} {pool['slots']:>5} {pool['busy']:>4} "
-                     f"{pool['queued']:>4}/{pool['queue_size']:<1} {rejected:>8}")
+        queued = f"{pool['queued']}/{pool['queue_size']}"
+        lines.append(f"{name:<24} {pool['workers']:>7} {pool['slots']:>5} {pool['busy']:>4} {queued:>8} {rejected:>8}")
         for worker in pool["worker_list"]:
             state = " draining" if worker["draining"] else ""
             lines.append(f"  pid {worker['pid']:<8} slots {worker['slots']} busy {worker['busy']} "
                          f"served {worker['calls_served']} up {worker['uptime_s']:.0f} s{state}")
+    lines += ["", f"{'COMMAND':<24} {'BREAKER':<10} {'ERROR%':>6} {'VOLUME':>6} {'P50MS':>8} {'P99MS':>8}"]
+    for key, command in status["commands"].items():
+        breaker = command["breaker"] + ("*" if command["force"] != "auto" else "")
+        lines.append(f"{key:<24} {breaker:<10} {command['error_pct']:>6.1f} {command['volume']:>6} "
+                     f"{command['p50_ms']:>8.2f} {command['p99_ms']:>8.2f}")
+    if any(c["force"] != "auto" for c in status["commands"].values()):
+        lines.append("(* forced by breaker_force)")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seawall", description="Operate a running seawall.")
     parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="pools, workers and commands")
+    status = commands.add_parser("status", help="pools, workers, breakers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("ping", help="is the broker answering?")
-    args = parser.parse_args(argv)
+    config = commands.add_parser("config", help="change a setting while running")
+    config_actions = config.add_subparsers(dest="config_action", required=True)
+    config_set = config_actions.add_parser("set", help="e.g. seawall config set commands.GetRatings.timeout_s 0.3")
+    config_set.add_argument("key")
+    config_set.add_argument("value", help="a TOML value: 0.3, 20, true, open")
+    breaker = commands.add_parser("breaker", help="force a command's breaker open or closed, or back to auto")
+    breaker.add_argument("force", choices=["open", "close", "auto"])
+    breaker.add_argument("key", help="the command key")
+    return parser
+
+
+def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.command == "config":
+        return "config_set", {"key": args.key, "value": parse_cli_value(args.value)}
+    if args.command == "breaker":
+        return "breaker", {"command": args.key, "force": args.force}
+    return args.command, {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    action, arguments = _request(args)
     try:
         config = load(args.config)
-        data = control_request(config.endpoints["control"], args.command)
+        data = control_request(config.endpoints["control"], action, arguments)
     except (ConfigError, ControlError) as exc:
         print(f"seawall: {exc}", file=sys.stderr)
         return 1
-    if args.command == "status":
+    if action == "status":
         print(json.dumps(data, indent=2) if args.json else _format_status(data))
-    else:
+    elif action == "ping":
         print("broker is answering")
+    else:
+        print(f"{data['key']} = {data['value']!r} (fronts follow within a second)")
     return 0
 
 

@@ -7,11 +7,18 @@ per free slot, so work spreads round-robin across a pool's workers.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from broker.calls import Call
 from shared.events import Event
+from shared.rolling import RollingCounts
+
+#: Pool outcome counts (rejections, timeouts, ...) cover this window, as Hystrix's pools do.
+POOL_WINDOW_S = 10.0
+POOL_WINDOW_BUCKETS = 10
 
 
 @dataclass(slots=True)
@@ -33,19 +40,32 @@ class WorkerRecord:
 
 
 class Pool:
-    def __init__(self, name: str, queue_size: int) -> None:
+    def __init__(self, name: str, queue_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.queue_size = queue_size
         self.workers: dict[bytes, WorkerRecord] = {}
         self.queue: deque[Call] = deque()
-        self.events: Counter[Event] = Counter()  # outcomes since the broker started
+        #: outcomes of this pool's calls in the last POOL_WINDOW_S
+        self.events: RollingCounts[Event] = RollingCounts(list(Event), POOL_WINDOW_S, POOL_WINDOW_BUCKETS, clock)
         self._free_slots: deque[bytes] = deque()
 
     # -- membership ----------------------------------------------------------------------
 
     def add_worker(self, worker: WorkerRecord) -> None:
+        """Add a worker; its free slots interleave with the others' so work spreads."""
         self.workers[worker.identity] = worker
-        self._free_slots.extend([worker.identity] * (worker.slots - worker.busy))
+        free_by_worker: dict[bytes, int] = {}
+        for identity in self._free_slots:
+            free_by_worker[identity] = free_by_worker.get(identity, 0) + 1
+        if not worker.draining and worker.slots > worker.busy:
+            free_by_worker[worker.identity] = worker.slots - worker.busy
+        self._free_slots.clear()
+        while free_by_worker:
+            for identity in list(free_by_worker):
+                self._free_slots.append(identity)
+                free_by_worker[identity] -= 1
+                if free_by_worker[identity] == 0:
+                    del free_by_worker[identity]
 
     def remove_worker(self, identity: bytes) -> WorkerRecord | None:
         worker = self.workers.pop(identity, None)
@@ -96,7 +116,7 @@ class Pool:
             "busy": self.busy,
             "queued": len(self.queue),
             "queue_size": self.queue_size,
-            "events": {event.value: count for event, count in sorted(self.events.items())},
+            "events": {event.value: count for event, count in sorted(self.events.totals().items())},
             "worker_list": [
                 {
                     "pid": w.pid,

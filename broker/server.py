@@ -14,11 +14,13 @@ from typing import Any, Callable
 
 import zmq
 
+from broker.breaker import Admission, Breaker, BreakerState
 from broker.calls import Call, CallTable
+from broker.commands import CommandRegistry
 from broker.control import handle_control
 from broker.pool import Pool, WorkerRecord
 from shared import protocol
-from shared.config import Config, ensure_run_dir
+from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, ensure_run_dir, with_overrides
 from shared.events import Event
 from shared.logging import get_logger
 from shared.transport import bind, make_socket
@@ -29,20 +31,28 @@ log = get_logger("broker")
 RECEIVE_BATCH = 500
 #: A worker silent for this many heartbeat intervals is gone.
 LIVENESS_INTERVALS = 3
+#: How often every non-closed breaker and runtime setting is published to fronts.
+SNAPSHOT_INTERVAL_S = 1.0
 
 
 class Broker:
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self.file_config = config
         self.config = config
         self.clock = clock
         self.pools: dict[str, Pool] = {}
         self.calls = CallTable()
         self.workers: dict[bytes, WorkerRecord] = {}
+        self.commands = CommandRegistry(config, self._on_breaker_transition, clock)
+        #: settings changed at runtime (``seawall config set``), dotted key -> value
+        self.overrides: dict[str, Any] = {}
+        self.requests_received = 0
         self.started_s = clock()
         self.heartbeat_s: float = config.broker_setting("heartbeat_s")
         self._running = False
         self._next_heartbeat_s = 0.0
         self._next_liveness_check_s = 0.0
+        self._next_snapshot_s = 0.0
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -88,9 +98,11 @@ class Broker:
             self._expire(now_s)
             if now_s >= self._next_liveness_check_s:
                 self._check_liveness(now_s)
+            if now_s >= self._next_snapshot_s:
+                self._publish_snapshot(now_s)
 
     def _poll_timeout_ms(self) -> int:
-        wake_s = self._next_liveness_check_s
+        wake_s = min(self._next_liveness_check_s, self._next_snapshot_s)
         deadline_s = self.calls.next_deadline_s()
         if deadline_s is not None and deadline_s < wake_s:
             wake_s = deadline_s
@@ -112,15 +124,26 @@ class Broker:
             if message is not None:
                 log.warning("unexpected_message_dropped", source="front", kind=type(message).__name__)
             return
+        self.requests_received += 1
         now_s = self.clock()
+        deadline_s = now_s + message.timeout_ms / 1000
+        record = self.commands.get(message.command)
+        admission = record.breaker.admit(deadline_s)
+        if admission is Admission.SHORT_CIRCUIT:
+            record.record(Event.SHORT_CIRCUITED, 0.0, False)
+            self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
+                "ShortCircuited", f"the breaker of {message.command} is {record.breaker.effective_state()}"))
+            return
+        trial = admission is Admission.TRIAL
         pool = self._pool_for_request(message.dependency)
         if pool is None:
+            record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)
             self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "NoSuchPool", f"no pool {message.dependency!r}: no worker has registered for it "
                 f"and [pools.{message.dependency}] is not configured"))
             return
         call = Call(self.calls.new_id(), caller, message.call_id, message.command, pool.name,
-                    now_s + message.timeout_ms / 1000, message.payload, now_s)
+                    deadline_s, message.payload, now_s, record, trial)
         worker = pool.take_slot()
         if worker is not None:
             self.calls.add(call)
@@ -129,8 +152,7 @@ class Broker:
             self.calls.add(call)
             pool.queue.append(call)
         else:
-            pool.events[Event.THREAD_POOL_REJECTED] += 1
-            self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
+            self._answer(call, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "PoolFull", f"pool {pool.name!r} is full: {pool.busy} of {pool.slots} slots busy "
                 f"and {len(pool.queue)} of {pool.queue_size} queued"))
 
@@ -143,7 +165,7 @@ class Broker:
     def _pool(self, name: str) -> Pool:
         pool = self.pools.get(name)
         if pool is None:
-            pool = self.pools[name] = Pool(name, self.config.pool_setting(name, "queue_size"))
+            pool = self.pools[name] = Pool(name, self.config.pool_setting(name, "queue_size"), self.clock)
         return pool
 
     def _answer_caller(self, caller: bytes, caller_call_id: int, outcome: Event,
@@ -151,8 +173,12 @@ class Broker:
         self.front.send_multipart([caller, *protocol.reply(caller_call_id, outcome, execution_ms, payload)])
 
     def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
+        """The one way a call that reached a pool is answered: counted, then replied."""
         call.answered = True
-        self.pools[call.pool].events[outcome] += 1
+        self.pools[call.pool].events.add(outcome)
+        latency_ms = execution_ms if call.worker is not None and execution_ms else \
+            (self.clock() - call.received_s) * 1000
+        call.record.record(outcome, latency_ms, call.trial)
         self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
 
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
@@ -210,24 +236,25 @@ class Broker:
         elif kind is protocol.Signal:
             self._on_worker_signal(worker, message.kind, now_s)
         else:
-            log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, pid=worker.pid)
+            log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, worker_pid=worker.pid)
 
     def _register(self, identity: bytes, ready: protocol.Ready, now_s: float) -> None:
         if identity in self.workers:
             self._remove_worker(identity, "re-registered")
+        self.commands.learn_class_settings(ready.commands)
         worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
                               frozenset(ready.commands), now_s, now_s)
         self.workers[identity] = worker
         pool = self._pool(ready.dependency)
         pool.add_worker(worker)
-        log.info("worker_joined", dependency=pool.name, pid=ready.pid, slots=ready.slots,
+        log.info("worker_joined", dependency=pool.name, worker_pid=ready.pid, slots=ready.slots,
                  pool_workers=len(pool.workers), pool_slots=pool.slots)
         self._dispatch_queued(pool, now_s)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
         call = self.calls.get(result.call_id)
         if call is None or call.worker != worker.identity:
-            log.warning("unknown_result_dropped", pid=worker.pid, call_id=result.call_id)
+            log.warning("unknown_result_dropped", worker_pid=worker.pid, call_id=result.call_id)
             return
         self.calls.pop(call.call_id)
         worker.held.discard(call.call_id)
@@ -238,7 +265,7 @@ class Broker:
         pool.release_slot(worker)
         self._dispatch_queued(pool, now_s)
         if worker.draining and not worker.held:
-            log.info("worker_drained", dependency=worker.pool, pid=worker.pid)
+            log.info("worker_drained", dependency=worker.pool, worker_pid=worker.pid)
 
     def _on_worker_signal(self, worker: WorkerRecord, kind: protocol.Kind, now_s: float) -> None:
         if kind is protocol.Kind.HEARTBEAT:
@@ -246,11 +273,11 @@ class Broker:
         if kind is protocol.Kind.DRAINING:
             self.pools[worker.pool].drain_worker(worker)
             self.back.send_multipart([worker.identity, *protocol.signal(protocol.Kind.DRAIN_ACK)])
-            log.info("worker_draining", dependency=worker.pool, pid=worker.pid, holding=worker.busy)
+            log.info("worker_draining", dependency=worker.pool, worker_pid=worker.pid, holding=worker.busy)
         elif kind is protocol.Kind.GOODBYE:
             self._remove_worker(worker.identity, "said goodbye")
         else:
-            log.warning("unexpected_message_dropped", source="back", kind=kind.name, pid=worker.pid)
+            log.warning("unexpected_message_dropped", source="back", kind=kind.name, worker_pid=worker.pid)
 
     def _remove_worker(self, identity: bytes, reason: str) -> None:
         worker = self.workers.pop(identity)
@@ -264,7 +291,7 @@ class Broker:
                 self._answer(call, Event.WORKER_LOST, 0.0, protocol.encode_error(
                     "WorkerLost", f"worker pid {worker.pid} of pool {worker.pool!r} {reason} while running the call"))
         log_method = log.info if reason == "said goodbye" else log.warning
-        log_method("worker_left", dependency=worker.pool, pid=worker.pid, reason=reason, calls_lost=lost,
+        log_method("worker_left", dependency=worker.pool, worker_pid=worker.pid, reason=reason, calls_lost=lost,
                    pool_workers=len(pool.workers), pool_slots=pool.slots)
 
     def _check_liveness(self, now_s: float) -> None:
@@ -284,6 +311,42 @@ class Broker:
             elif beat:
                 self.back.send_multipart([identity, *protocol.HEARTBEAT])
 
+    # -- breakers and runtime settings, published to fronts ----------------------------
+
+    def _on_breaker_transition(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        log_method = log.warning if new is BreakerState.OPEN else log.info
+        log_method("breaker_changed", command=breaker.key, old=old.value, new=new.value, reason=reason)
+        self._publish_breaker(breaker)
+
+    def _publish_breaker(self, breaker: Breaker) -> None:
+        self.events.send_multipart(protocol.breaker_change(breaker.key, *_published_state(breaker)))
+
+    def _publish_snapshot(self, now_s: float) -> None:
+        self._next_snapshot_s = now_s + SNAPSHOT_INTERVAL_S
+        self.commands.drop_idle()
+        breakers = {}
+        for key, record in self.commands.items():
+            if record.breaker.effective_state() is not BreakerState.CLOSED:
+                breakers[key] = _published_state(record.breaker)
+        self.events.send_multipart(protocol.snapshot(breakers, self.overrides))
+
+    def set_setting(self, dotted_key: str, value: Any) -> Any:
+        """Change a setting while running; in force here at once, on fronts within a second."""
+        dotted_key, value = check_override(dotted_key, value)
+        if dotted_key not in self.overrides and len(self.overrides) >= MAX_OVERRIDES:
+            raise ConfigError(dotted_key, f"at most {MAX_OVERRIDES} runtime settings")
+        self.overrides[dotted_key] = value
+        self.config = with_overrides(self.file_config, self.overrides)
+        self.commands.reconfigure(self.config)
+        for name, pool in self.pools.items():
+            pool.queue_size = self.config.pool_setting(name, "queue_size")
+        for key, record in self.commands.items():
+            if key == dotted_key.split(".")[1] or dotted_key.startswith("defaults."):
+                self._publish_breaker(record.breaker)
+        self._publish_snapshot(self.clock())
+        log.info("setting_changed", key=dotted_key, value=value)
+        return value
+
     # -- operators -----------------------------------------------------------------------
 
     def _on_control(self, frames: list[bytes]) -> None:
@@ -302,6 +365,15 @@ class Broker:
         return {
             "uptime_s": round(now_s - self.started_s, 3),
             "calls_in_flight": len(self.calls),
+            "requests_received": self.requests_received,
             "pools": {name: pool.status(now_s) for name, pool in sorted(self.pools.items())},
-            "commands": {},
+            "commands": {key: record.status() for key, record in sorted(self.commands.items())},
+            "overrides": dict(self.overrides),
         }
+
+
+def _published_state(breaker: Breaker) -> tuple[str, int]:
+    """(state, retry_in_ms) as fronts get it; a breaker forced open never lets a trial go."""
+    if breaker.settings.force == "open":
+        return BreakerState.OPEN.value, protocol.MAX_TIMEOUT_MS
+    return breaker.effective_state().value, int(breaker.retry_in_s() * 1000)

@@ -8,6 +8,8 @@ Unknown keys and bad values raise :class:`ConfigError` naming the key, e.g.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -35,12 +37,21 @@ class ConfigError(ValueError):
 Checker = Callable[[Any], Any]
 
 
-def _number(value: Any, low: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
-    if value < low or (strict and value == low):
-        raise ValueError(f"expected a number {'>' if strict else '>='} {low:g}, got {value!r}")
+def _number(value: Any, low: float, strict: bool, high: float = math.inf) -> float:
+    expected = f"expected a number {'>' if strict else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{expected}, got {value!r}")
+    if value < low or (strict and value == low) or value > high:
+        raise ValueError(f"{expected}, got {value!r}")
     return float(value)
+
+
+#: The longest timeout the wire can carry (protocol.MAX_TIMEOUT_MS), in seconds.
+MAX_TIMEOUT_S = 3600.0
+
+
+def timeout(value: Any) -> float:
+    return _number(value, 0, strict=True, high=MAX_TIMEOUT_S)
 
 
 def positive_float(value: Any) -> float:
@@ -103,7 +114,7 @@ class Setting:
 
 #: Per-command settings: valid in ``[defaults]``, ``[commands.KEY]`` and as class attributes.
 COMMAND_SETTINGS: dict[str, Setting] = {
-    "timeout_s": Setting(positive_float, 1.0, "caller deadline"),
+    "timeout_s": Setting(timeout, 1.0, "caller deadline"),
     "breaker_volume_threshold": Setting(non_negative_int, 20, "calls in the window before the breaker may open"),
     "breaker_error_pct": Setting(percent, 50.0, "error % at which the breaker opens"),
     "breaker_sleep_s": Setting(positive_float, 5.0, "open for this long, then one trial call"),
@@ -248,7 +259,9 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
             document = tomllib.load(stream)
     except FileNotFoundError:
         raise ConfigError("", f"config file {file_path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {file_path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"not valid TOML: {exc}", str(file_path)) from None
     return parse(document, file_path.resolve().parent, str(file_path))
 
@@ -258,3 +271,51 @@ def ensure_run_dir(config: Config) -> None:
     for address in config.endpoints.values():
         if address.startswith("ipc://"):
             Path(address[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+#: Sections whose settings can change while running (``seawall config set``).
+RUNTIME_SECTIONS = {"defaults": COMMAND_SETTINGS, "commands": COMMAND_SETTINGS, "pools": POOL_SETTINGS}
+#: Most runtime overrides held at once (their keys name commands, which callers choose).
+MAX_OVERRIDES = 10_000
+
+
+def check_override(dotted_key: str, value: Any) -> tuple[str, Any]:
+    """Validate a runtime setting (``commands.GetRatings.timeout_s``); (key, checked value)."""
+    parts = dotted_key.split(".")
+    section = parts[0]
+    specs = RUNTIME_SECTIONS.get(section)
+    named = section != "defaults"
+    if specs is None or len(parts) < (3 if named else 2) or (not named and len(parts) != 2) or not all(parts):
+        raise ConfigError(dotted_key, "not a runtime setting: use defaults.SETTING, "
+                                      "commands.KEY.SETTING or pools.NAME.SETTING")
+    setting = parts[-1]
+    if setting not in specs:
+        raise ConfigError(dotted_key, f"unknown setting {setting!r} (known: {', '.join(sorted(specs))})")
+    try:
+        return dotted_key, specs[setting].check(value)
+    except ValueError as exc:
+        raise ConfigError(dotted_key, str(exc)) from None
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """``config`` with runtime settings applied over the file's (each already checked)."""
+    sections: dict[str, Any] = {
+        "defaults": dict(config.defaults),
+        "commands": {name: dict(table) for name, table in config.commands.items()},
+        "pools": {name: dict(table) for name, table in config.pools.items()},
+    }
+    for dotted_key, value in overrides.items():
+        section, *middle, setting = dotted_key.split(".")
+        if section == "defaults":
+            sections["defaults"][setting] = value
+        else:
+            sections[section].setdefault(".".join(middle), {})[setting] = value
+    return dataclasses.replace(config, **sections)
+
+
+def parse_cli_value(text_value: str) -> Any:
+    """A value typed on the command line, read as TOML (``0.3``, ``true``, ``"open"``) or as a string."""
+    try:
+        return tomllib.loads(f"value = {text_value}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text_value

@@ -28,7 +28,8 @@ def configure_logging(process: str, level: str | None = None) -> None:
 
     def add_process_fields(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         # Not contextvars: each greenlet has its own context and would lose them.
-        event.update(process_fields)
+        for key, value in process_fields.items():
+            event.setdefault(key, value)
         return event
 
     structlog.configure(

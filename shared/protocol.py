@@ -54,6 +54,8 @@ class Kind(enum.IntEnum):
     RESET = 10  # broker -> worker: I do not know you; register again
     CONTROL = 11  # CLI -> broker: an operator request
     CONTROL_REPLY = 12  # broker -> CLI: its answer
+    BREAKER = 13  # broker PUB -> fronts: one breaker changed state
+    SNAPSHOT = 14  # broker PUB -> fronts: every non-closed breaker and runtime setting
 
 
 class ProtocolError(ValueError):
@@ -79,7 +81,8 @@ class Ready(NamedTuple):
     dependency: str
     slots: int
     pid: int
-    commands: list[str]
+    #: command key -> the settings its class sets as attributes (timeout_s, breaker_*, ...)
+    commands: dict[str, dict[str, Any]]
 
 
 class Call(NamedTuple):
@@ -102,6 +105,19 @@ class Signal(NamedTuple):
     kind: Kind
 
 
+class BreakerChange(NamedTuple):
+    command: str
+    state: str  # CLOSED / OPEN / HALF_OPEN
+    retry_in_ms: int  # for OPEN: when the broker will let a trial through
+
+
+class Snapshot(NamedTuple):
+    #: command key -> (state, retry_in_ms) for every breaker that is not CLOSED
+    breakers: dict[str, tuple[str, int]]
+    #: dotted setting -> value, set at runtime with ``seawall config set``
+    overrides: dict[str, Any]
+
+
 class Control(NamedTuple):
     action: str
     arguments: dict[str, Any]
@@ -112,7 +128,10 @@ class ControlReply(NamedTuple):
     data: dict[str, Any]
 
 
-Message = Request | Reply | Ready | Call | Result | Signal | Control | ControlReply
+Message = Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
+
+#: PUB topic of the state fronts keep: breaker changes and snapshots.
+STATE_TOPIC = b"state"
 
 _SIGNAL_KINDS = frozenset(
     {Kind.HEARTBEAT, Kind.DRAINING, Kind.DRAIN_ACK, Kind.GOODBYE, Kind.RESET}
@@ -169,8 +188,8 @@ def reply(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> 
     return _frames([Kind.REPLY, call_id, outcome.value, execution_ms], payload)
 
 
-def ready(dependency: str, slots: int, pid: int, commands: list[str]) -> list[bytes]:
-    return _frames([Kind.READY, dependency, slots, pid, commands])
+def ready(dependency: str, slots: int, pid: int, commands: dict[str, dict[str, Any]]) -> list[bytes]:
+    return _frames([Kind.READY, dependency, slots, pid], encode_value(commands))
 
 
 def call(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[bytes]:
@@ -185,6 +204,14 @@ def signal(kind: Kind) -> list[bytes]:
     if kind not in _SIGNAL_KINDS:
         raise ValueError(f"{kind.name} is not a signal")
     return _frames([kind])
+
+
+def breaker_change(command: str, state: str, retry_in_ms: int) -> list[bytes]:
+    return [STATE_TOPIC, *_frames([Kind.BREAKER, command, state, retry_in_ms])]
+
+
+def snapshot(breakers: dict[str, tuple[str, int]], overrides: dict[str, Any]) -> list[bytes]:
+    return [STATE_TOPIC, *_frames([Kind.SNAPSHOT], encode_value({"breakers": breakers, "overrides": overrides}))]
 
 
 def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:
@@ -218,6 +245,8 @@ def decode(frames: list[bytes]) -> Message:
     if not isinstance(header, list) or not header:
         raise ProtocolError(f"header must be a non-empty array, got {header!r:.100}")
     try:
+        if type(header[0]) is not int:
+            raise TypeError
         kind = Kind(header[0])
     except (ValueError, TypeError):
         raise ProtocolError(f"unknown message kind {header[0]!r:.50}") from None
@@ -262,7 +291,7 @@ def _outcome(value: Any, allowed: frozenset[Event]) -> Event:
     except ValueError:
         event = None
     if event not in allowed:
-        raise ProtocolError(f"outcome must be one of {sorted(allowed)}, got {value!r:.50}")
+        raise ProtocolError(f"outcome must be one of {', '.join(sorted(allowed))}, got {value!r:.50}")
     return event
 
 
@@ -304,15 +333,19 @@ def _decode_reply(kind: Kind, fields: list[Any], payload: bytes | None) -> Reply
 
 
 def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready:
-    _expect_fields(fields, ("dependency", "slots", "pid", "commands"))
-    commands = fields[3]
-    if not isinstance(commands, list) or len(commands) > 10_000:
-        raise ProtocolError("commands must be a list of names")
+    _expect_fields(fields, ("dependency", "slots", "pid"))
+    commands = _decode_map(payload)
+    if len(commands) > 10_000:
+        raise ProtocolError("a worker may register at most 10000 commands")
+    for name, settings in commands.items():
+        _name("command", name)
+        if not isinstance(settings, dict) or not all(type(key) is str for key in settings):
+            raise ProtocolError(f"settings of command {name!r} must be a map of names")
     return Ready(
         _name("dependency", fields[0]),
         _int("slots", fields[1], 1, MAX_SLOTS),
         _int("pid", fields[2], 0, 2**31),
-        [_name("command", name) for name in commands],
+        commands,
     )
 
 
@@ -339,6 +372,31 @@ def _decode_result(kind: Kind, fields: list[Any], payload: bytes | None) -> Resu
 def _decode_signal(kind: Kind, fields: list[Any], payload: bytes | None) -> Signal:
     _expect_fields(fields, ())
     return Signal(kind)
+
+
+def _decode_breaker_change(kind: Kind, fields: list[Any], payload: bytes | None) -> BreakerChange:
+    _expect_fields(fields, ("command", "state", "retry_in_ms"))
+    if type(fields[1]) is not str or fields[1] not in _BREAKER_STATES:
+        raise ProtocolError(f"state must be one of {sorted(_BREAKER_STATES)}, got {fields[1]!r:.50}")
+    return BreakerChange(_name("command", fields[0]), fields[1], _int("retry_in_ms", fields[2], 0, MAX_TIMEOUT_MS))
+
+
+def _decode_snapshot(kind: Kind, fields: list[Any], payload: bytes | None) -> Snapshot:
+    _expect_fields(fields, ())
+    data = _decode_map(payload)
+    breakers, overrides = data.get("breakers"), data.get("overrides")
+    if not isinstance(breakers, dict) or not isinstance(overrides, dict):
+        raise ProtocolError("snapshot must hold maps 'breakers' and 'overrides'")
+    checked: dict[str, tuple[str, int]] = {}
+    for name, entry in breakers.items():
+        if not isinstance(entry, list) or len(entry) != 2 or type(entry[0]) is not str \
+                or entry[0] not in _BREAKER_STATES:
+            raise ProtocolError(f"breaker {name!r:.50} must be [state, retry_in_ms]")
+        checked[_name("command", name)] = (entry[0], _int("retry_in_ms", entry[1], 0, MAX_TIMEOUT_MS))
+    return Snapshot(checked, overrides)
+
+
+_BREAKER_STATES = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 
 
 def _decode_map(payload: bytes | None) -> dict[str, Any]:
@@ -373,4 +431,6 @@ _DECODERS = {
     Kind.RESET: _decode_signal,
     Kind.CONTROL: _decode_control,
     Kind.CONTROL_REPLY: _decode_control_reply,
+    Kind.BREAKER: _decode_breaker_change,
+    Kind.SNAPSHOT: _decode_snapshot,
 }

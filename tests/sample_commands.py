@@ -65,3 +65,24 @@ class WorkerPid(Command):
 
     def run(self) -> int:
         return os.getpid()
+
+
+class Flaky(Command):
+    """Fails when told to; marks each run in ``marker_dir`` so tests can count what ran."""
+
+    dependency = "sample"
+    fail: bool
+    marker_dir: str = ""
+    seconds: float = 0.0
+
+    def run(self) -> str:
+        if self.marker_dir:
+            with open(os.path.join(self.marker_dir, f"ran-{os.getpid()}-{time.time_ns()}"), "w"):
+                pass
+        time.sleep(self.seconds)
+        if self.fail:
+            raise ConnectionError("backend refused")
+        return "ok"
+
+    def fallback(self) -> str:
+        return "fallback"

@@ -36,8 +36,8 @@ def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency
     try:
         value = command.run()
     except gevent.Timeout as exc:
-        if exc is not timer:
-            raise
+        if exc is not timer:  # the command's own gevent timeout escaped run(): its failure
+            return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
         return _error(started_s, Event.TIMEOUT, "Timeout",
                       f"{call.command} was interrupted at its deadline ({call.timeout_ms} ms)")
     except BadRequest as exc:

@@ -72,7 +72,8 @@ class Worker:
         return 0
 
     def _register(self) -> None:
-        self._socket.send(protocol.ready(self.dependency, self.slots, os.getpid(), sorted(self.commands)))
+        settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
+        self._socket.send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command))
         log.info("worker_registering", dependency=self.dependency, slots=self.slots,
                  commands=sorted(self.commands), broker=self.config.endpoints["back"])
 

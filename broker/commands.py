@@ -1,0 +1,125 @@
+"""What the broker knows per command key: its breaker, rolling event counts, latencies.
+
+Settings resolve as everywhere else: ``[commands.KEY]`` (and runtime overrides), then
+the attributes the command's class sets (workers report them when they register), then
+``[defaults]``, then the built-in default. Keys come from callers, so the store is
+bounded and drops keys idle for twice the percentile window (never an open breaker).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from broker.breaker import Breaker, BreakerSettings, BreakerState, Transition
+from shared.config import COMMAND_SETTINGS, Config
+from shared.events import Event
+from shared.logging import get_logger
+from shared.rolling import KeyedStore, RollingCounts, RollingPercentiles
+
+log = get_logger("broker.commands")
+
+#: Most command keys tracked at once.
+MAX_COMMAND_KEYS = 10_000
+#: Latency percentiles cover this long (Hystrix: 60 s in 6 buckets).
+PERCENTILE_WINDOW_S = 60.0
+PERCENTILE_BUCKETS = 6
+#: Percentiles shown in status.
+STATUS_PERCENTILES = (50.0, 99.0)
+
+_SETTING_FOR_FIELD = {
+    "volume_threshold": "breaker_volume_threshold",
+    "error_pct": "breaker_error_pct",
+    "sleep_s": "breaker_sleep_s",
+    "force": "breaker_force",
+    "slow_call_ms": "breaker_slow_call_ms",
+    "slow_call_pct": "breaker_slow_call_pct",
+    "window_s": "window_s",
+    "window_buckets": "window_buckets",
+}
+
+
+@dataclass
+class CommandRecord:
+    key: str
+    breaker: Breaker
+    counts: RollingCounts[Event]
+    latency: RollingPercentiles
+
+    def record(self, event: Event, latency_ms: float, trial: bool) -> None:
+        self.counts.add(event)
+        if event is not Event.SHORT_CIRCUITED and event is not Event.THREAD_POOL_REJECTED:
+            self.latency.add(latency_ms)
+        self.breaker.record(event, latency_ms, trial)
+
+    def status(self) -> dict[str, Any]:
+        volume, error_pct, slow_pct = self.breaker.health()
+        percentiles = self.latency.percentiles(STATUS_PERCENTILES)
+        return {
+            "breaker": self.breaker.effective_state().value,
+            "force": self.breaker.settings.force,
+            "error_pct": round(error_pct, 1),
+            "slow_pct": round(slow_pct, 1),
+            "volume": volume,
+            "retry_in_s": round(self.breaker.retry_in_s(), 3),
+            "p50_ms": percentiles[50.0],
+            "p99_ms": percentiles[99.0],
+            "events": {event.value: count for event, count in sorted(self.counts.totals().items())},
+        }
+
+
+class CommandRegistry:
+    def __init__(self, config: Config, on_transition: Transition, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self._on_transition = on_transition
+        #: command key -> settings its class sets, as workers reported them
+        self.class_settings: dict[str, dict[str, Any]] = {}
+        self._records: KeyedStore[str, CommandRecord] = KeyedStore(
+            self._new_record, MAX_COMMAND_KEYS, idle_s=2 * PERCENTILE_WINDOW_S, clock=clock)
+
+    def get(self, key: str) -> CommandRecord:
+        return self._records.get(key)
+
+    def items(self) -> list[tuple[str, CommandRecord]]:
+        return self._records.items()
+
+    def drop_idle(self) -> list[str]:
+        return self._records.drop_idle(keep=lambda record: record.breaker.state is not BreakerState.CLOSED)
+
+    def learn_class_settings(self, commands: dict[str, dict[str, Any]]) -> None:
+        """Take the class attributes a worker reported; bad ones are logged and ignored."""
+        for key, settings in list(commands.items())[:MAX_COMMAND_KEYS]:
+            checked = {}
+            for name, value in settings.items():
+                try:
+                    checked[name] = COMMAND_SETTINGS[name].check(value)
+                except (KeyError, ValueError) as exc:
+                    log.warning("bad_class_setting_ignored", command=key, setting=name, error=str(exc))
+            if self.class_settings.get(key) != checked:
+                self.class_settings[key] = checked
+                record = self._records.peek(key)
+                if record is not None:
+                    record.breaker.update_settings(self.breaker_settings(key))
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        for key, record in self._records.items():
+            record.breaker.update_settings(self.breaker_settings(key))
+
+    def breaker_settings(self, key: str) -> BreakerSettings:
+        class_settings = self.class_settings.get(key, {})
+        return BreakerSettings(**{
+            field: self.config.command_setting(key, name, class_settings.get(name))
+            for field, name in _SETTING_FOR_FIELD.items()
+        })
+
+    def _new_record(self, key: str) -> CommandRecord:
+        settings = self.breaker_settings(key)
+        return CommandRecord(
+            key,
+            Breaker(key, settings, self.clock, self._on_transition),
+            RollingCounts(list(Event), settings.window_s, settings.window_buckets, self.clock),
+            RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock),
+        )

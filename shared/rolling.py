@@ -1,0 +1,210 @@
+"""Rolling windows: event counts over the last few seconds, latency percentiles, per key.
+
+Every structure takes a ``clock`` (default ``time.monotonic``) so tests never sleep,
+does constant work per event (running totals, no scans on the hot path), and holds
+bounded memory whatever the traffic: a fixed ring of buckets, a fixed set of
+log-scaled latency bins, and at most ``max_keys`` keys, idle ones dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
+
+Clock = Callable[[], float]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+#: Latency bins grow by this factor: percentiles are exact to within 5 %.
+LATENCY_BIN_GROWTH = 1.05
+#: Smallest latency told apart from zero.
+LATENCY_FLOOR_MS = 0.01
+#: Largest latency binned; anything slower lands in the last bin.
+LATENCY_CEILING_MS = 3_600_000.0
+_LOG_GROWTH = math.log(LATENCY_BIN_GROWTH)
+LATENCY_BINS = int(math.log(LATENCY_CEILING_MS / LATENCY_FLOOR_MS) / _LOG_GROWTH) + 2
+
+
+class _Ring:
+    """The bucket arithmetic both windows share: which bucket is current, which expired."""
+
+    def __init__(self, window_s: float, buckets: int, clock: Clock) -> None:
+        if window_s <= 0 or buckets < 1:
+            raise ValueError(f"a window needs window_s > 0 and buckets >= 1, got {window_s}, {buckets}")
+        self.window_s = window_s
+        self.buckets = buckets
+        self.bucket_s = window_s / buckets
+        self.clock = clock
+        self.current = 0
+        self.current_start_s = clock()
+
+    def advance(self) -> Iterator[int]:
+        """Move to the bucket holding now; yield each bucket index that must be cleared."""
+        elapsed_s = self.clock() - self.current_start_s
+        if elapsed_s < self.bucket_s:
+            return
+        steps = int(elapsed_s / self.bucket_s)
+        for _ in range(min(steps, self.buckets)):
+            self.current = (self.current + 1) % self.buckets
+            yield self.current
+        self.current_start_s += steps * self.bucket_s
+
+
+class RollingCounts(Generic[K]):
+    """Counts of a fixed set of kinds over the last ``window_s``, in ``buckets`` buckets."""
+
+    def __init__(self, kinds: Sequence[K], window_s: float = 10.0, buckets: int = 10,
+                 clock: Clock = time.monotonic) -> None:
+        self._index = {kind: i for i, kind in enumerate(kinds)}
+        self._ring = _Ring(window_s, buckets, clock)
+        self._buckets = [[0] * len(kinds) for _ in range(buckets)]
+        self._totals = [0] * len(kinds)
+
+    def _advance(self) -> None:
+        for cleared in self._ring.advance():
+            bucket = self._buckets[cleared]
+            totals = self._totals
+            for i, count in enumerate(bucket):
+                if count:
+                    totals[i] -= count
+                    bucket[i] = 0
+
+    def add(self, kind: K, count: int = 1) -> None:
+        self._advance()
+        i = self._index[kind]
+        self._buckets[self._ring.current][i] += count
+        self._totals[i] += count
+
+    def count(self, kind: K) -> int:
+        self._advance()
+        return self._totals[self._index[kind]]
+
+    def totals(self) -> dict[K, int]:
+        """Every kind with a non-zero count in the window."""
+        self._advance()
+        return {kind: self._totals[i] for kind, i in self._index.items() if self._totals[i]}
+
+    def reset(self) -> None:
+        for bucket in self._buckets:
+            bucket[:] = [0] * len(bucket)
+        self._totals[:] = [0] * len(self._totals)
+
+
+def latency_bin(latency_ms: float) -> int:
+    if latency_ms <= LATENCY_FLOOR_MS:
+        return 0
+    return min(int(math.log(latency_ms / LATENCY_FLOOR_MS) / _LOG_GROWTH) + 1, LATENCY_BINS - 1)
+
+
+def bin_upper_ms(index: int) -> float:
+    """The largest latency that falls in bin ``index``."""
+    return LATENCY_FLOOR_MS * LATENCY_BIN_GROWTH ** index
+
+
+class RollingPercentiles:
+    """Latency percentiles over the last ``window_s`` (Hystrix: 60 s in 6 buckets)."""
+
+    def __init__(self, window_s: float = 60.0, buckets: int = 6, clock: Clock = time.monotonic) -> None:
+        self._ring = _Ring(window_s, buckets, clock)
+        self._bins = [[0] * LATENCY_BINS for _ in range(buckets)]
+        self._sums_ms = [0.0] * buckets
+        self._counts = [0] * buckets
+
+    def _advance(self) -> None:
+        for cleared in self._ring.advance():
+            if self._counts[cleared]:
+                self._bins[cleared] = [0] * LATENCY_BINS
+                self._sums_ms[cleared] = 0.0
+                self._counts[cleared] = 0
+
+    def add(self, latency_ms: float) -> None:
+        self._advance()
+        current = self._ring.current
+        self._bins[current][latency_bin(latency_ms)] += 1
+        self._sums_ms[current] += latency_ms
+        self._counts[current] += 1
+
+    @property
+    def count(self) -> int:
+        self._advance()
+        return sum(self._counts)
+
+    def mean_ms(self) -> float:
+        count = self.count
+        return sum(self._sums_ms) / count if count else 0.0
+
+    def percentiles(self, points: Sequence[float]) -> dict[float, float]:
+        """Latency (ms) at each percentile in ``points`` (0-100); zeros with no data."""
+        self._advance()
+        merged = [sum(column) for column in zip(*self._bins)]
+        total = sum(merged)
+        result = {point: 0.0 for point in points}
+        if not total:
+            return result
+        targets = sorted((max(1, math.ceil(total * point / 100)), point) for point in points)
+        seen = 0
+        target_index = 0
+        for index, count in enumerate(merged):
+            seen += count
+            while target_index < len(targets) and seen >= targets[target_index][0]:
+                result[targets[target_index][1]] = round(bin_upper_ms(index), 3)
+                target_index += 1
+            if target_index == len(targets):
+                break
+        return result
+
+
+class KeyedStore(Generic[K, V]):
+    """Values per key, at most ``max_keys``; keys unused for ``idle_s`` are dropped.
+
+    Keys come from callers (command names), so their number must not grow without bound.
+    """
+
+    def __init__(self, factory: Callable[[K], V], max_keys: int = 10_000, idle_s: float = 120.0,
+                 clock: Clock = time.monotonic) -> None:
+        self._factory = factory
+        self._max_keys = max_keys
+        self._idle_s = idle_s
+        self._clock = clock
+        self._entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def get(self, key: K) -> V:
+        """The value for ``key``, made on first use; marks the key as used now."""
+        now_s = self._clock()
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self._max_keys:
+                self._entries.popitem(last=False)
+            value = self._factory(key)
+        else:
+            value = entry[0]
+            self._entries.move_to_end(key)
+        self._entries[key] = (value, now_s)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        return entry[0] if entry else None
+
+    def items(self) -> list[tuple[K, V]]:
+        return [(key, value) for key, (value, _) in self._entries.items()]
+
+    def drop_idle(self, keep: Callable[[V], bool] = lambda value: False) -> list[K]:
+        """Forget keys idle for ``idle_s`` (unless ``keep(value)``); the keys dropped."""
+        cutoff_s = self._clock() - self._idle_s
+        dropped = []
+        for key, (value, used_s) in list(self._entries.items()):
+            if used_s >= cutoff_s:
+                break  # ordered by last use: the rest are newer
+            if not keep(value):
+                del self._entries[key]
+                dropped.append(key)
+        return dropped
