@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import sys
@@ -156,20 +157,30 @@ def outcome_mix(calls: int, failure_every: int | None) -> list[bool]:
     return [i % failure_every == failure_every - 1 for i in range(calls)]
 
 
-def best_per_call_ns(loop: Loop, outcomes: list[bool], repeats: int, warmup_calls: int) -> float:
-    """The fastest of ``repeats`` timed runs of ``loop``, in ns per call."""
-    loop(outcomes[:warmup_calls])
-    best_ns = None
+def run_ns(loop: Loop, outcomes: list[bool]) -> int:
+    """One timed run of ``loop``, garbage collector off, in ns."""
+    gc.disable()
+    try:
+        start_ns = time.perf_counter_ns()
+        loop(outcomes)
+        return time.perf_counter_ns() - start_ns
+    finally:
+        gc.enable()
+
+
+def best_per_call_ns(loops: dict[str, Loop], outcomes: list[bool], repeats: int) -> dict[str, float]:
+    """The fastest of ``repeats`` timed runs of each loop, in ns per call.
+
+    The loops take turns (one run of each per repeat), so a burst of load from another
+    process on a shared machine slows one run of every case, not every run of one case.
+    """
+    for loop in loops.values():
+        loop(outcomes[:WARMUP_CALLS])
+    best_ns = {name: math.inf for name in loops}
     for _ in range(repeats):
-        gc.disable()
-        try:
-            start_ns = time.perf_counter_ns()
-            loop(outcomes)
-            elapsed_ns = time.perf_counter_ns() - start_ns
-        finally:
-            gc.enable()
-        best_ns = elapsed_ns if best_ns is None else min(best_ns, elapsed_ns)
-    return best_ns / len(outcomes)
+        for name, loop in loops.items():
+            best_ns[name] = min(best_ns[name], run_ns(loop, outcomes))
+    return {name: ns / len(outcomes) for name, ns in best_ns.items()}
 
 
 @dataclass(frozen=True)
@@ -195,9 +206,8 @@ PYBREAKER = "pybreaker CircuitBreaker.call"
 def measure(calls: int, repeats: int) -> list[Row]:
     rows = []
     for mix, failure_every in MIXES.items():
-        outcomes = outcome_mix(calls, failure_every)
-        warmup_calls = min(WARMUP_CALLS, calls)
-        per_call_ns = {name: best_per_call_ns(make(), outcomes, repeats, warmup_calls) for name, make in CASES.items()}
+        loops = {name: make() for name, make in CASES.items()}
+        per_call_ns = best_per_call_ns(loops, outcome_mix(calls, failure_every), repeats)
         overhead_ns = {name: ns - per_call_ns[BASELINE] for name, ns in per_call_ns.items()}
         for name in CASES:
             ratio = None if name in (BASELINE, PYBREAKER) else overhead_ns[name] / overhead_ns[PYBREAKER]
@@ -241,9 +251,7 @@ def component_loops() -> dict[str, Loop]:
 
 
 def measure_components(calls: int, repeats: int) -> dict[str, float]:
-    outcomes = outcome_mix(calls, None)
-    warmup_calls = min(WARMUP_CALLS, calls)
-    return {name: best_per_call_ns(loop, outcomes, repeats, warmup_calls) for name, loop in component_loops().items()}
+    return best_per_call_ns(component_loops(), outcome_mix(calls, None), repeats)
 
 
 # -- report --------------------------------------------------------------------------------

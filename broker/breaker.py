@@ -73,6 +73,8 @@ class Breaker:
         self.opened_s = 0.0
         self._on_transition = on_transition
         self._trial_deadline_s: float | None = None
+        #: token of the trial out now; each trial gets a new one, so only its outcome decides
+        self.trial_token = 0
         self.settings = settings
         self._window = self._new_window()
 
@@ -104,16 +106,21 @@ class Breaker:
         if now_s < self.opened_s + self.settings.sleep_s:
             return Admission.SHORT_CIRCUIT
         self._trial_deadline_s = deadline_s + TRIAL_GRACE_S
+        self.trial_token += 1
         self._transition(BreakerState.HALF_OPEN, "sleep window over: one trial call")  # OPEN -> HALF_OPEN
         return Admission.TRIAL
 
-    def record(self, event: Event, latency_ms: float, trial: bool = False) -> None:
-        """Count one outcome; a trial's outcome decides a half-open breaker."""
+    def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
+        """Count one outcome; ``trial`` is the token of the call's trial (0: not a trial).
+
+        Only the outcome of the trial out now decides a half-open breaker: a late answer
+        to an earlier, expired trial is counted like any other call.
+        """
         if event in HEALTH_EVENTS:
             self._window.add(event)
             if self.settings.slow_call_ms and latency_ms > self.settings.slow_call_ms:
                 self._window.add(_SLOW)
-        if trial and self.state is BreakerState.HALF_OPEN:
+        if trial and trial == self.trial_token and self.state is BreakerState.HALF_OPEN:
             if event is Event.SUCCESS:
                 self._window = self._new_window()
                 self._transition(BreakerState.CLOSED, "trial succeeded")  # HALF_OPEN -> CLOSED

@@ -29,7 +29,7 @@ class Call:
     payload: bytes  # the arguments, never decoded here
     received_s: float
     record: CommandRecord  # the command's breaker and metrics
-    trial: bool = False  # the one call that decides a half-open breaker
+    trial: int = 0  # the breaker's trial token if this call decides a half-open breaker
     worker: bytes | None = None  # identity of the worker running it, once sent
     answered: bool = False  # the caller has its answer (a late result is only a free slot)
 

@@ -47,7 +47,7 @@ class CommandRecord:
     counts: RollingCounts[Event]
     latency: RollingPercentiles
 
-    def record(self, event: Event, latency_ms: float, trial: bool) -> None:
+    def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
         self.counts.add(event)
         if event is not Event.SHORT_CIRCUITED and event is not Event.THREAD_POOL_REJECTED:
             self.latency.add(latency_ms)
@@ -101,12 +101,20 @@ class CommandRegistry:
                 self.class_settings[key] = checked
                 record = self._records.peek(key)
                 if record is not None:
-                    record.breaker.update_settings(self.breaker_settings(key))
+                    self._apply_settings(record)
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
         for key, record in self._records.items():
-            record.breaker.update_settings(self.breaker_settings(key))
+            self._apply_settings(record)
+
+    def _apply_settings(self, record: CommandRecord) -> None:
+        """New settings for a known command; a new window size restarts its counts."""
+        old_window = (record.breaker.settings.window_s, record.breaker.settings.window_buckets)
+        settings = self.breaker_settings(record.key)
+        record.breaker.update_settings(settings)
+        if (settings.window_s, settings.window_buckets) != old_window:
+            record.counts = RollingCounts(list(Event), settings.window_s, settings.window_buckets, self.clock)
 
     def breaker_settings(self, key: str) -> BreakerSettings:
         class_settings = self.class_settings.get(key, {})

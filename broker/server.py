@@ -130,11 +130,11 @@ class Broker:
         record = self.commands.get(message.command)
         admission = record.breaker.admit(deadline_s)
         if admission is Admission.SHORT_CIRCUIT:
-            record.record(Event.SHORT_CIRCUITED, 0.0, False)
+            record.record(Event.SHORT_CIRCUITED, 0.0)
             self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
                 "ShortCircuited", f"the breaker of {message.command} is {record.breaker.effective_state()}"))
             return
-        trial = admission is Admission.TRIAL
+        trial = record.breaker.trial_token if admission is Admission.TRIAL else 0
         pool = self._pool_for_request(message.dependency)
         if pool is None:
             record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)

@@ -149,7 +149,7 @@ class RollingPercentiles:
         for index, count in enumerate(merged):
             seen += count
             while target_index < len(targets) and seen >= targets[target_index][0]:
-                result[targets[target_index][1]] = round(bin_upper_ms(index), 3)
+                result[targets[target_index][1]] = bin_upper_ms(index)
                 target_index += 1
             if target_index == len(targets):
                 break

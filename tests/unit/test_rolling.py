@@ -249,8 +249,6 @@ def test_percentiles_report_each_requested_point(clock):
     assert reported[99.0] == pytest.approx(1000.0, rel=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: percentiles() rounds to 3 decimals, so latencies under "
-                                        "~0.1 ms lose the documented 5 % precision (0.01001 ms -> 0.011)")
 def test_percentile_of_a_sub_millisecond_latency_is_within_five_percent(clock):
     percentiles = minute_percentiles(clock)
     percentiles.add(0.01001)
