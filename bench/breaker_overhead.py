@@ -5,7 +5,9 @@ caps the broker's throughput. pybreaker is the usual in-process circuit breaker 
 Python; its per-call overhead is the yardstick for "what a breaker ought to cost".
 
 In one run, per call, in nanoseconds (best of ``REPEATS`` runs of ``CALLS`` calls each,
-after a warm-up, with the garbage collector off while timing, as ``timeit`` does):
+after a warm-up, with the garbage collector off while timing, as ``timeit`` does; the
+cases take turns, so a burst of load on a shared machine hits one run of each, not all
+runs of one):
 
 * baseline: the bare call of a no-op target;
 * seawall's breaker alone: ``Breaker.admit(deadline_s)``, the call, then
@@ -21,7 +23,7 @@ below both breakers' thresholds, so they stay CLOSED; the benchmark checks it). 
 case makes the same call of the same target inside the same loop, so "overhead" is the
 case's per-call time minus the baseline's with the same outcome mix. The breakers use the
 real ``time.monotonic``: this measures cost, not behaviour. A second table breaks
-seawall's cost down into the pieces the hot path is made of.
+seawall's cost down into the pieces its hot path is made of, each timed alone.
 
 Run from the repository root: ``.venv/bin/python bench/breaker_overhead.py``.
 """
@@ -80,6 +82,12 @@ def target(fails: bool) -> None:
         raise TargetError
 
 
+def require_closed(closed: bool, who: str) -> None:
+    """Stop the run if a breaker opened: its figures would not be for the CLOSED path."""
+    if not closed:
+        raise RuntimeError(f"{who} opened during the run: its figures are not for CLOSED")
+
+
 # -- the cases: each builds its state, then returns the loop to time ----------------------
 
 
@@ -106,7 +114,7 @@ def seawall_breaker_loop() -> Loop:
             except TargetError:
                 event = Event.FAILURE
             breaker.record(event, LATENCY_MS)
-        assert breaker.state is BreakerState.CLOSED, "seawall's breaker opened: the figures are not for CLOSED"
+        require_closed(breaker.state is BreakerState.CLOSED, "seawall's Breaker")
     return loop
 
 
@@ -130,7 +138,7 @@ def seawall_broker_loop() -> Loop:
             except TargetError:
                 event = Event.FAILURE
             record.record(event, LATENCY_MS, trial=False)
-        assert registry.get(COMMAND_KEY).breaker.state is BreakerState.CLOSED, "seawall's breaker opened"
+        require_closed(registry.get(COMMAND_KEY).breaker.state is BreakerState.CLOSED, "seawall's broker breaker")
     return loop
 
 
@@ -143,7 +151,7 @@ def pybreaker_loop() -> Loop:
                 breaker.call(target, fails)
             except TargetError:
                 pass
-        assert breaker.current_state == pybreaker.STATE_CLOSED, "pybreaker opened: the figures are not for CLOSED"
+        require_closed(breaker.current_state == pybreaker.STATE_CLOSED, "pybreaker's CircuitBreaker")
     return loop
 
 
@@ -217,6 +225,8 @@ def measure(calls: int, repeats: int) -> list[Row]:
 
 # -- where seawall's time goes -------------------------------------------------------------
 
+EMPTY_LOOP = "empty loop + call of a no-op"
+
 
 def component_loops() -> dict[str, Loop]:
     """The pieces of seawall's per-call path, each timed on its own (no target call)."""
@@ -238,7 +248,7 @@ def component_loops() -> dict[str, Loop]:
         return loop
 
     return {
-        "empty loop + call of a no-op": each(lambda: None),
+        EMPTY_LOOP: each(lambda: None),
         "time.monotonic()": each(monotonic),
         "Breaker.admit (CLOSED)": each(lambda: breaker.admit(deadline_s)),
         "RollingCounts.add": each(lambda: counts.add(success)),
@@ -287,7 +297,7 @@ def format_main_table(rows: list[Row], calls: int, repeats: int) -> list[str]:
 
 
 def format_components(per_call_ns: dict[str, float]) -> list[str]:
-    loop_ns = per_call_ns["empty loop + call of a no-op"]
+    loop_ns = per_call_ns[EMPTY_LOOP]
     lines = [
         "Where seawall's time goes (each piece alone; net = per_call_ns - the empty loop's):",
         "",
@@ -295,21 +305,22 @@ def format_components(per_call_ns: dict[str, float]) -> list[str]:
         f"|{'-' * 35}|{'-' * 12}:|{'-' * 9}:|",
     ]
     for name, ns in per_call_ns.items():
-        net = "" if name == "empty loop + call of a no-op" else f"{ns - loop_ns:,.0f}"
+        net = "" if name == EMPTY_LOOP else f"{ns - loop_ns:,.0f}"
         lines.append(f"| {name:<33} | {ns:>11,.0f} | {net:>8} |")
     return lines
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="Per-call cost of seawall's breaker and bookkeeping, next to pybreaker's.")
     parser.add_argument("--calls", type=int, default=CALLS, help=f"calls per timed run (default {CALLS:,})")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"timed runs per case (default {REPEATS})")
     args = parser.parse_args(argv)
     print("Breaker overhead: seawall vs pybreaker, per call\n")
-    print("\n".join(machine_facts()), "\n", flush=True)
+    print("\n".join(machine_facts()) + "\n", flush=True)
     rows = measure(args.calls, args.repeats)
-    print("\n".join(format_main_table(rows, args.calls, args.repeats)), "\n", flush=True)
-    print("\n".join(format_components(measure_components(args.calls, args.repeats))), "\n")
+    print("\n".join(format_main_table(rows, args.calls, args.repeats)) + "\n", flush=True)
+    print("\n".join(format_components(measure_components(args.calls, args.repeats))) + "\n")
     print(f"Reproduce: {REPRODUCE_COMMAND}")
 
 

@@ -47,7 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     breaker = commands.add_parser("breaker", help="force a command's breaker open or closed, or back to auto")
     breaker.add_argument("force", choices=["open", "close", "auto"])
     breaker.add_argument("key", help="the command key")
+    _add_chaos_parser(commands)
     return parser
+
+
+def _add_chaos_parser(commands: Any) -> None:
+    chaos = commands.add_parser("chaos", help="inject faults into a pool's workers (the latency monkey)")
+    modes = chaos.add_subparsers(dest="mode", required=True)
+    latency = modes.add_parser("latency", help="add MS milliseconds to PCT %% of calls")
+    latency.add_argument("dependency")
+    latency.add_argument("latency_ms", type=float, metavar="MS")
+    latency.add_argument("--pct", type=float, default=100.0)
+    errors = modes.add_parser("errors", help="fail PCT %% of calls")
+    errors.add_argument("dependency")
+    errors.add_argument("pct", type=float, metavar="PCT")
+    hang = modes.add_parser("hang", help="calls block where nothing can interrupt them")
+    hang.add_argument("dependency")
+    hang.add_argument("--pct", type=float, default=100.0)
+    kill = modes.add_parser("kill", help="kill -9 one worker of the pool (a busy one if any)")
+    kill.add_argument("dependency")
+    clear = modes.add_parser("clear", help="stop injecting faults (into every pool without DEPENDENCY)")
+    clear.add_argument("dependency", nargs="?")
 
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -55,6 +75,10 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "config_set", {"key": args.key, "value": parse_cli_value(args.value)}
     if args.command == "breaker":
         return "breaker", {"command": args.key, "force": args.force}
+    if args.command == "chaos":
+        arguments = {name: value for name, value in vars(args).items()
+                     if name in ("mode", "dependency", "latency_ms", "pct") and value is not None}
+        return "chaos", arguments
     return args.command, {}
 
 
@@ -71,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(data, indent=2) if args.json else _format_status(data))
     elif action == "ping":
         print("broker is answering")
+    elif action == "chaos":
+        print(json.dumps(data))
     else:
         print(f"{data['key']} = {data['value']!r} (fronts follow within a second)")
     return 0

@@ -41,7 +41,40 @@ def _breaker(broker: Broker, arguments: dict[str, Any]) -> Answer:
     return _config_set(broker, {"key": f"commands.{command}.breaker_force", "value": force})
 
 
-ACTIONS = {"status": _status, "ping": _ping, "config_set": _config_set, "breaker": _breaker}
+#: ``seawall chaos MODE``: the chaos settings each mode sets.
+CHAOS_SETTINGS_FOR_MODE = {
+    "latency": lambda arguments: {"latency_ms": arguments.get("latency_ms"), "latency_pct": arguments.get("pct", 100)},
+    "errors": lambda arguments: {"error_pct": arguments.get("pct")},
+    "hang": lambda arguments: {"hang_pct": arguments.get("pct", 100)},
+}
+
+
+def _chaos(broker: Broker, arguments: dict[str, Any]) -> Answer:
+    mode, dependency = arguments.get("mode"), arguments.get("dependency")
+    try:
+        if mode == "clear":
+            for name in [dependency] if dependency else list(broker.pools):
+                broker.set_chaos(name, {})
+            return True, {"cleared": dependency or "every pool"}
+        if not isinstance(dependency, str):
+            return False, {"error": f"chaos {mode} needs a dependency"}
+        if mode == "kill":
+            return True, {"killed_pid": broker.kill_worker(dependency)}
+        settings_for = CHAOS_SETTINGS_FOR_MODE.get(mode)
+        if settings_for is None:
+            return False, {"error": f"unknown chaos mode {mode!r} (latency, errors, hang, kill, clear)"}
+        settings = settings_for(arguments)
+        for name, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                    or (name.endswith("_pct") and value > 100):
+                return False, {"error": f"chaos {mode}: {name} must be a number in range, got {value!r}"}
+        broker.set_chaos(dependency, settings)
+        return True, {"dependency": dependency, "chaos": broker.pools[dependency].chaos}
+    except KeyError as exc:
+        return False, {"error": exc.args[0]}
+
+
+ACTIONS = {"status": _status, "ping": _ping, "config_set": _config_set, "breaker": _breaker, "chaos": _chaos}
 
 
 def handle_control(broker: Broker, message: protocol.Control) -> Answer:

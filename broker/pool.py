@@ -47,6 +47,8 @@ class Pool:
         self.queue: deque[Call] = deque()
         #: outcomes of this pool's calls in the last POOL_WINDOW_S
         self.events: RollingCounts[Event] = RollingCounts(list(Event), POOL_WINDOW_S, POOL_WINDOW_BUCKETS, clock)
+        #: faults injected into this pool's calls (``seawall chaos``); {} = none
+        self.chaos: dict[str, float] = {}
         self._free_slots: deque[bytes] = deque()
 
     # -- membership ----------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Pool:
             "busy": self.busy,
             "queued": len(self.queue),
             "queue_size": self.queue_size,
+            "chaos": dict(self.chaos),
             "events": {event.value: count for event, count in sorted(self.events.totals().items())},
             "worker_list": [
                 {

@@ -249,6 +249,8 @@ class Broker:
         pool.add_worker(worker)
         log.info("worker_joined", dependency=pool.name, worker_pid=ready.pid, slots=ready.slots,
                  pool_workers=len(pool.workers), pool_slots=pool.slots)
+        if pool.chaos:
+            self.back.send_multipart([identity, *protocol.chaos(pool.chaos)])
         self._dispatch_queued(pool, now_s)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
@@ -346,6 +348,29 @@ class Broker:
         self._publish_snapshot(self.clock())
         log.info("setting_changed", key=dotted_key, value=value)
         return value
+
+    # -- chaos -------------------------------------------------------------------------
+
+    def set_chaos(self, pool_name: str, settings: dict[str, float]) -> None:
+        """Inject faults into every worker of a pool, now and as workers join; {} clears."""
+        pool = self.pools.get(pool_name)
+        if pool is None:
+            raise KeyError(f"no pool {pool_name!r} (pools: {', '.join(sorted(self.pools)) or 'none'})")
+        pool.chaos = {**pool.chaos, **settings} if settings else {}
+        for identity in pool.workers:
+            self.back.send_multipart([identity, *protocol.chaos(pool.chaos)])
+        log.warning("chaos_set", dependency=pool_name, **pool.chaos) if pool.chaos \
+            else log.info("chaos_cleared", dependency=pool_name)
+
+    def kill_worker(self, pool_name: str) -> int:
+        """Tell one worker of the pool (a busy one if any) to die as kill -9 would; its pid."""
+        pool = self.pools.get(pool_name)
+        if pool is None or not pool.workers:
+            raise KeyError(f"pool {pool_name!r} has no workers to kill")
+        worker = max(pool.workers.values(), key=lambda w: (not w.draining, w.busy))
+        self.back.send_multipart([worker.identity, *protocol.chaos({}, kill=True)])
+        log.warning("chaos_kill", dependency=pool_name, worker_pid=worker.pid, holding=worker.busy)
+        return worker.pid
 
     # -- operators -----------------------------------------------------------------------
 

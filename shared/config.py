@@ -134,6 +134,8 @@ POOL_SETTINGS: dict[str, Setting] = {
     "queue_size": Setting(non_negative_int, 5, "waiting calls beyond busy slots; 0 = none"),
     "max_calls": Setting(non_negative_int, 0, "recycle a worker after this many calls; 0 = never"),
     "max_rss_mb": Setting(non_negative_float, 0.0, "recycle a worker over this memory; 0 = never"),
+    "hung_call_grace_s": Setting(positive_float, 1.0, "a call still running this long after its deadline "
+                                                      "ends its worker process"),
 }
 
 #: Broker timing, in ``[broker]``.

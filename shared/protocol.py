@@ -56,6 +56,7 @@ class Kind(enum.IntEnum):
     CONTROL_REPLY = 12  # broker -> CLI: its answer
     BREAKER = 13  # broker PUB -> fronts: one breaker changed state
     SNAPSHOT = 14  # broker PUB -> fronts: every non-closed breaker and runtime setting
+    CHAOS = 15  # broker -> worker: faults to inject (seawall chaos)
 
 
 class ProtocolError(ValueError):
@@ -118,6 +119,11 @@ class Snapshot(NamedTuple):
     overrides: dict[str, Any]
 
 
+class Chaos(NamedTuple):
+    settings: dict[str, Any]  # latency_ms, latency_pct, error_pct, hang_pct; {} = none
+    kill: bool  # die now, as kill -9 would
+
+
 class Control(NamedTuple):
     action: str
     arguments: dict[str, Any]
@@ -128,7 +134,8 @@ class ControlReply(NamedTuple):
     data: dict[str, Any]
 
 
-Message = Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
+Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
+           | Chaos)
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -212,6 +219,10 @@ def breaker_change(command: str, state: str, retry_in_ms: int) -> list[bytes]:
 
 def snapshot(breakers: dict[str, tuple[str, int]], overrides: dict[str, Any]) -> list[bytes]:
     return [STATE_TOPIC, *_frames([Kind.SNAPSHOT], encode_value({"breakers": breakers, "overrides": overrides}))]
+
+
+def chaos(settings: dict[str, Any], kill: bool = False) -> list[bytes]:
+    return _frames([Kind.CHAOS, kill], encode_value(settings))
 
 
 def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:
@@ -399,6 +410,13 @@ def _decode_snapshot(kind: Kind, fields: list[Any], payload: bytes | None) -> Sn
 _BREAKER_STATES = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 
 
+def _decode_chaos(kind: Kind, fields: list[Any], payload: bytes | None) -> Chaos:
+    _expect_fields(fields, ("kill",))
+    if type(fields[0]) is not bool:
+        raise ProtocolError(f"kill must be a boolean, got {fields[0]!r:.50}")
+    return Chaos(_decode_map(payload), fields[0])
+
+
 def _decode_map(payload: bytes | None) -> dict[str, Any]:
     data = decode_value(_payload(payload, required=True))
     if not isinstance(data, dict):
@@ -433,4 +451,5 @@ _DECODERS = {
     Kind.CONTROL_REPLY: _decode_control_reply,
     Kind.BREAKER: _decode_breaker_change,
     Kind.SNAPSHOT: _decode_snapshot,
+    Kind.CHAOS: _decode_chaos,
 }

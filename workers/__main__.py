@@ -1,7 +1,6 @@
 """``python -m workers --dependency NAME --commands MODULE[,MODULE] [--slots N]``.
 
-Also installed as ``seawall-worker``. Exit codes: 0 drained and stopped; 2 bad config or
-command modules (supervisord should not restart it until someone fixes them).
+Also installed as ``seawall-worker``. Exit codes: see ``workers/exit_codes.py``.
 """
 
 from gevent import monkey
@@ -14,9 +13,8 @@ import sys  # noqa: E402
 
 from shared.config import ConfigError, load  # noqa: E402
 from shared.logging import configure_logging  # noqa: E402
+from workers.exit_codes import EXIT_BAD_SETUP  # noqa: E402
 
-#: Exit code: the configuration or the command modules are wrong.
-EXIT_BAD_SETUP = 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ escapes as an exception into the worker's loop.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 
@@ -20,7 +20,9 @@ from shared.events import Event
 Outcome = tuple[Event, float, bytes]
 
 
-def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency: str) -> Outcome:
+def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency: str,
+             before_run: Callable[[], None] = lambda: None) -> Outcome:
+    """Run one call; ``before_run`` (chaos) runs inside the deadline, just before run()."""
     started_s = time.perf_counter()
     command_class = commands.get(call.command)
     if command_class is None:
@@ -34,6 +36,7 @@ def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency
     timeout_s = call.timeout_ms / 1000
     timer = gevent.Timeout.start_new(timeout_s)
     try:
+        before_run()
         value = command.run()
     except gevent.Timeout as exc:
         if exc is not timer:  # the command's own gevent timeout escaped run(): its failure

@@ -2,8 +2,10 @@
 
 Runs under gevent (``python -m workers`` patches the standard library first): each
 call runs in its own greenlet, at most ``slots`` at once, under its deadline; a heartbeat
-greenlet keeps the broker and the worker sure of each other. On SIGTERM the worker tells
-the broker to send nothing new, finishes what it holds, says goodbye and exits 0.
+greenlet keeps the broker and the worker sure of each other, and a watchdog thread ends
+the process if a call will not stop. On SIGTERM the worker tells the broker to send
+nothing new, finishes what it holds, says goodbye and exits 0; after ``max_calls`` calls
+or over ``max_rss_mb`` it does the same and exits ``EXIT_RECYCLED`` (see exit_codes).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from shared.events import Event
 from shared.logging import get_logger
 from shared.owned_socket import OwnedSocket
 from shared.transport import make_socket
+from workers.chaos import Chaos, ChaosSettings
 from workers.execution import run_call
+from workers.exit_codes import EXIT_RECYCLED, EXIT_STOPPED
+from workers.watchdog import Watchdog
 
 log = get_logger("worker")
 
@@ -32,6 +37,13 @@ log = get_logger("worker")
 LIVENESS_INTERVALS = 3
 #: How long a goodbye may take to leave the socket on exit.
 GOODBYE_LINGER_MS = 1000
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (not its peak), from /proc."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE_BYTES / 2**20
 
 
 class Worker:
@@ -50,6 +62,13 @@ class Worker:
         self._idle = gevent.event.Event()
         self._idle.set()
         self._socket: OwnedSocket | None = None
+        self.chaos = Chaos()
+        self.watchdog = Watchdog(config.pool_setting(dependency, "hung_call_grace_s"), clock)
+        self.max_calls: int = config.pool_setting(dependency, "max_calls")
+        self.max_rss_mb: float = config.pool_setting(dependency, "max_rss_mb")
+        self.calls_served = 0
+        self._drain_requested = gevent.event.Event()
+        self._exit_code = EXIT_STOPPED
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
@@ -57,19 +76,27 @@ class Worker:
         sock.connect(self.config.endpoints["back"])
         self._socket = OwnedSocket(sock, self._on_message, "back")
         self._socket.start()
+        self.watchdog.start()
         self._register()
-        drain_requested = gevent.event.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, drain_requested.set)
+            gevent.signal_handler(signum, self._stop, EXIT_STOPPED, "asked to stop")
         heartbeat = gevent.spawn(self._heartbeat_loop)
-        drain_requested.wait()
+        self._drain_requested.wait()
         self._drain()
         heartbeat.kill()
         self._socket.send(protocol.signal(protocol.Kind.GOODBYE))
         gevent.sleep(0)  # let the owner greenlet hand the goodbye to ZeroMQ
         self._socket.close(linger_ms=GOODBYE_LINGER_MS)
-        log.info("worker_stopped", dependency=self.dependency)
-        return 0
+        log.info("worker_stopped", dependency=self.dependency, exit_code=self._exit_code,
+                 calls_served=self.calls_served)
+        return self._exit_code
+
+    def _stop(self, exit_code: int, reason: str) -> None:
+        """Drain, then exit with ``exit_code``; the first reason given wins."""
+        if not self._drain_requested.is_set():
+            log.info("worker_stopping", dependency=self.dependency, reason=reason, exit_code=exit_code)
+            self._exit_code = exit_code
+            self._drain_requested.set()
 
     def _register(self) -> None:
         settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
@@ -107,6 +134,8 @@ class Worker:
             self._start_call(message)
         elif type(message) is protocol.Signal:
             self._on_signal(message.kind)
+        elif type(message) is protocol.Chaos:
+            self._on_chaos(message)
         else:
             log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
 
@@ -120,6 +149,18 @@ class Worker:
         elif kind is not protocol.Kind.HEARTBEAT:
             log.warning("unexpected_message_dropped", source="broker", kind=kind.name)
 
+    def _on_chaos(self, message: protocol.Chaos) -> None:
+        if message.kill:
+            log.warning("chaos_kill", dependency=self.dependency, holding=len(self._running))
+            self.chaos.kill_now()
+        try:
+            self.chaos.settings = ChaosSettings.from_wire(message.settings)
+        except ValueError as exc:
+            log.warning("chaos_refused", error=str(exc))
+            return
+        log.warning("chaos_settings", dependency=self.dependency, **message.settings) if message.settings \
+            else log.info("chaos_cleared", dependency=self.dependency)
+
     def _start_call(self, call: protocol.Call) -> None:
         if len(self._running) >= self.slots:
             self._socket.send(protocol.result(call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
@@ -129,12 +170,25 @@ class Worker:
         self._running[call.call_id] = gevent.spawn(self._run_call, call)
 
     def _run_call(self, call: protocol.Call) -> None:
+        self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)
         try:
-            outcome, execution_ms, payload = run_call(self.commands, call, self.dependency)
+            outcome, execution_ms, payload = run_call(self.commands, call, self.dependency, self.chaos.inject)
             log.debug("call_finished", command=call.command, dependency=self.dependency,
                       outcome=outcome, latency_ms=execution_ms)
             self._socket.send(protocol.result(call.call_id, outcome, execution_ms, payload))
         finally:
+            self.watchdog.done(call.call_id)
             del self._running[call.call_id]
             if not self._running:
                 self._idle.set()
+        self.calls_served += 1
+        self._check_hygiene()
+
+    def _check_hygiene(self) -> None:
+        """Recycle after max_calls calls or over max_rss_mb, as Celery's workers do."""
+        if self.max_calls and self.calls_served >= self.max_calls:
+            self._stop(EXIT_RECYCLED, f"served max_calls = {self.max_calls}")
+        elif self.max_rss_mb:
+            memory_mb = rss_mb()
+            if memory_mb > self.max_rss_mb:
+                self._stop(EXIT_RECYCLED, f"memory {memory_mb:.0f} MB is over max_rss_mb = {self.max_rss_mb:g}")

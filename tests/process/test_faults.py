@@ -1,0 +1,83 @@
+"""Faults in workers: calls that will not stop, workers that die, recycling, chaos."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from api import CommandFailed, WorkerLost
+from sample_commands import Echo, Sleep, SleepWithFallback
+from workers.exit_codes import EXIT_HUNG_CALL, EXIT_RECYCLED
+
+#: How far past its timeout a caller may get its answer in these tests (noisy machines).
+TIMEOUT_MARGIN_S = 0.25
+GRACE_S = 0.5
+
+
+def _seawall(cluster, *args):
+    result = subprocess.run([sys.executable, "-m", "broker.cli", "--config", str(cluster.config_path), *args],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    cluster = make_cluster({
+        "pools": {"sample": {"hung_call_grace_s": GRACE_S, "queue_size": 10}},
+        "commands": {"SleepWithFallback": {"timeout_s": 0.3}, "Echo": {"timeout_s": 0.3}},
+    })
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    return cluster
+
+
+def test_a_call_that_will_not_stop_ends_its_worker_with_the_hung_call_exit_code(cluster):
+    (worker,) = [p for p in cluster.processes if "workers" in p.args]
+    _seawall(cluster, "chaos", "hang", "sample")
+    started_s = time.monotonic()
+    assert SleepWithFallback(seconds=0.0).execute(client=cluster.client()) == "from fallback"
+    assert time.monotonic() - started_s <= 0.3 + TIMEOUT_MARGIN_S
+    assert worker.wait(timeout=0.3 + GRACE_S + 5) == EXIT_HUNG_CALL
+    assert "hung_call_ended_worker" in (cluster.directory / "worker-sample.log").read_text()
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["workers"] == 0, "the broker to see it gone")
+    assert cluster.status()["commands"]["SleepWithFallback"]["events"] == {"TIMEOUT": 1}
+
+
+def test_chaos_kill_loses_the_calls_the_worker_held(cluster):
+    future = Sleep(seconds=5.0).queue(client=cluster.client())
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["busy"] == 1, "the call to run")
+    _seawall(cluster, "chaos", "kill", "sample")
+    with pytest.raises(WorkerLost):
+        future.get(timeout=5)
+
+
+def test_chaos_latency_makes_calls_time_out_until_cleared(cluster):
+    client = cluster.client()
+    _seawall(cluster, "chaos", "latency", "sample", "1000")
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["chaos"], "chaos to be set")
+    assert SleepWithFallback(seconds=0.0).execute(client=client) == "from fallback"
+    _seawall(cluster, "chaos", "clear")
+    cluster.wait_until(lambda: SleepWithFallback(seconds=0.0).execute(client=client) != "from fallback",
+                       "calls to succeed again", timeout_s=5)
+
+
+def test_chaos_errors_fail_calls_with_the_injected_error(cluster):
+    _seawall(cluster, "chaos", "errors", "sample", "100")
+    with pytest.raises(CommandFailed) as caught:
+        Echo(text="x").execute(client=cluster.client())
+    assert caught.value.cause.type_name == "ChaosError"
+
+
+def test_worker_recycles_after_max_calls_and_exits_with_the_recycled_code(make_cluster):
+    cluster = make_cluster({"pools": {"sample": {"max_calls": 3}}})
+    cluster.start_broker()
+    (worker,) = cluster.start_workers("sample", "sample_commands")
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+    assert [Echo(text=str(i)).execute(client=client) for i in range(3)] == ["0", "1", "2"]
+    assert worker.wait(timeout=5) == EXIT_RECYCLED
