@@ -30,6 +30,11 @@ from shared.transport import make_socket
 
 log = get_logger("api.client")
 
+#: A broker not heard from for this long is down: calls fail fast until it is back.
+BROKER_SILENT_S = 0.75
+#: How often the client checks whether it still hears the broker.
+BROKER_CHECK_S = 0.1
+
 
 class Client:
     """Sends commands to the broker named by ``config``; safe for any number of greenlets."""
@@ -42,6 +47,9 @@ class Client:
         self._socket: OwnedSocket | None = None
         self._state_socket: OwnedSocket | None = None
         self._socket_pid: int | None = None
+        self._broker_heard_s = 0.0
+        self.broker_down = False
+        self._watcher: gevent.Greenlet | None = None
         self._pending: dict[int, AsyncResult] = {}
         self._call_ids = itertools.count(1)
         self._timeout_by_class: dict[type[Command], float] = {}
@@ -107,6 +115,9 @@ class Client:
     def _run_remote(self, command: Command) -> Any:
         timeout_s = self.timeout_s(type(command))
         sock = self._owned_socket()
+        if self.broker_down:
+            raise ShortCircuited(f"{command.key}: the broker is unreachable; not sent",
+                                 command=command.key, dependency=command.dependency)
         if self.breakers.short_circuits(command.key):
             raise ShortCircuited(f"{command.key}: the breaker is OPEN; not sent",
                                  command=command.key, dependency=command.dependency)
@@ -174,11 +185,42 @@ class Client:
             state.connect(self._config.endpoints["events"])
             self._state_socket = OwnedSocket(state, self._on_state, "events")
             self._state_socket.start()
+            self._broker_heard_s = time.monotonic()  # a new connection gets one silence of grace
+            self.broker_down = False
+            self._watcher = gevent.spawn(self._watch_broker)
         return self._socket
+
+    def _watch_broker(self) -> None:
+        """Notice a broker gone silent: fail what waits on it, and fail fast until it is back."""
+        while True:
+            gevent.sleep(BROKER_CHECK_S)
+            silent = self._broker_silent()
+            if silent and not self.broker_down:
+                gevent.idle()  # a starved hub may hold beats not yet read: read them first
+                silent = self._broker_silent()
+            if silent and not self.broker_down:
+                self.broker_down = True
+                log.warning("broker_unreachable", silent_s=round(time.monotonic() - self._broker_heard_s, 3),
+                            calls_failed=len(self._pending))
+                self._fail_pending()
+            elif not silent and self.broker_down:
+                self.broker_down = False
+                log.info("broker_reachable")
+
+    def _broker_silent(self) -> bool:
+        return time.monotonic() - self._broker_heard_s > BROKER_SILENT_S
+
+    def _fail_pending(self) -> None:
+        payload = protocol.encode_error("BrokerUnreachable", f"no word from the broker for {BROKER_SILENT_S:g} s "
+                                        "while the call was out; its outcome is unknown")
+        pending, self._pending = self._pending, {}
+        for call_id, waiter in pending.items():
+            waiter.set(protocol.Reply(call_id, Event.WORKER_LOST, 0.0, payload))
 
     def _on_state(self, frames: list[bytes]) -> None:
         """Breaker changes and snapshots the broker publishes."""
         message = protocol.decode_or_log(frames[1:], log, "events")
+        self._broker_heard_s = time.monotonic()
         if type(message) is protocol.BreakerChange:
             self.breakers.update(message.command, message.state, message.retry_in_ms)
         elif type(message) is protocol.Snapshot:
@@ -209,7 +251,9 @@ class Client:
             for owned in (self._socket, self._state_socket):
                 if owned is not None:
                     owned.close()
-        self._socket = self._state_socket = None
+            if self._watcher is not None:
+                self._watcher.kill(block=False)
+        self._socket = self._state_socket = self._watcher = None
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

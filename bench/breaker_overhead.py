@@ -14,7 +14,7 @@ runs of one):
   ``Breaker.record(event, latency_ms)`` on a CLOSED breaker;
 * seawall's whole bookkeeping in the broker (as ``broker/server.py`` does it):
   ``CommandRegistry.get(key)``, ``record.breaker.admit(...)``, the call, then
-  ``CommandRecord.record(event, latency_ms, trial=False)`` (rolling counts, latency
+  ``CommandRecord.record(event, latency_ms, trial=0)`` (rolling counts, latency
   percentiles and breaker);
 * pybreaker: ``CircuitBreaker.call(target)``.
 
@@ -137,7 +137,7 @@ def seawall_broker_loop() -> Loop:
                 event = Event.SUCCESS
             except TargetError:
                 event = Event.FAILURE
-            record.record(event, LATENCY_MS, trial=False)
+            record.record(event, LATENCY_MS, trial=0)
         require_closed(registry.get(COMMAND_KEY).breaker.state is BreakerState.CLOSED, "seawall's broker breaker")
     return loop
 
@@ -256,7 +256,7 @@ def component_loops() -> dict[str, Loop]:
         "Breaker.record (CLOSED, SUCCESS)": each(lambda: breaker.record(success, LATENCY_MS)),
         "RollingPercentiles.add": each(lambda: percentiles.add(LATENCY_MS)),
         "KeyedStore.get (hit)": each(lambda: store.get(COMMAND_KEY)),
-        "CommandRecord.record (SUCCESS)": each(lambda: record.record(success, LATENCY_MS, False)),
+        "CommandRecord.record (SUCCESS)": each(lambda: record.record(success, LATENCY_MS, 0)),
     }
 
 

@@ -33,6 +33,8 @@ RECEIVE_BATCH = 500
 LIVENESS_INTERVALS = 3
 #: How often every non-closed breaker and runtime setting is published to fronts.
 SNAPSHOT_INTERVAL_S = 1.0
+#: How often fronts hear the broker is alive (they call it down after a few silent beats).
+FRONT_BEAT_S = 0.25
 
 
 class Broker:
@@ -53,6 +55,7 @@ class Broker:
         self._next_heartbeat_s = 0.0
         self._next_liveness_check_s = 0.0
         self._next_snapshot_s = 0.0
+        self._next_front_beat_s = 0.0
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -100,9 +103,12 @@ class Broker:
                 self._check_liveness(now_s)
             if now_s >= self._next_snapshot_s:
                 self._publish_snapshot(now_s)
+            if now_s >= self._next_front_beat_s:
+                self._next_front_beat_s = now_s + FRONT_BEAT_S
+                self.events.send_multipart(protocol.STATE_HEARTBEAT)
 
     def _poll_timeout_ms(self) -> int:
-        wake_s = min(self._next_liveness_check_s, self._next_snapshot_s)
+        wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s)
         deadline_s = self.calls.next_deadline_s()
         if deadline_s is not None and deadline_s < wake_s:
             wake_s = deadline_s

@@ -235,6 +235,8 @@ def control_reply(ok: bool, data: dict[str, Any]) -> list[bytes]:
 
 #: Precomputed, since heartbeats go out on every beat to every worker.
 HEARTBEAT = signal(Kind.HEARTBEAT)
+#: The broker's beat to fronts, on its events socket.
+STATE_HEARTBEAT = [STATE_TOPIC, *HEARTBEAT]
 
 
 # -- decoding messages ---------------------------------------------------------------

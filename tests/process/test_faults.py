@@ -81,3 +81,28 @@ def test_worker_recycles_after_max_calls_and_exits_with_the_recycled_code(make_c
     client = cluster.client()
     assert [Echo(text=str(i)).execute(client=client) for i in range(3)] == ["0", "1", "2"]
     assert worker.wait(timeout=5) == EXIT_RECYCLED
+
+
+def test_fronts_fail_fast_while_the_broker_is_down_and_recover_when_it_is_back(make_cluster):
+    cluster = make_cluster({"commands": {"SleepWithFallback": {"timeout_s": 5.0}}})
+    broker = cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+    assert Echo(text="up").execute(client=client) == "UP"
+    in_flight = SleepWithFallback(seconds=3.0).queue(client=client)
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["busy"] == 1, "the call to run")
+
+    cluster.stop_process(broker, sig=9)
+    killed_s = time.monotonic()
+    assert in_flight.get(timeout=5) == "from fallback"
+    assert time.monotonic() - killed_s < 1.0 + TIMEOUT_MARGIN_S  # not its 5 s timeout
+    started_s = time.monotonic()
+    assert SleepWithFallback(seconds=0.0).execute(client=client) == "from fallback"
+    assert time.monotonic() - started_s < TIMEOUT_MARGIN_S
+    assert client.broker_down
+
+    cluster.start_broker()
+    cluster.wait_for_workers("sample", 1)
+    cluster.wait_until(lambda: not client.broker_down, "the front to hear the broker again", timeout_s=5)
+    assert Echo(text="back").execute(client=client) == "BACK"
