@@ -123,7 +123,7 @@ def test_unknown_key_in_a_command_section_names_the_key():
 def test_unknown_key_in_a_pool_section_names_the_key():
     error = config_error({"pools": {"ratings": {"queue": 3}}})
 
-    assert str(error) == "pools.ratings.queue: unknown key (known: max_calls, max_rss_mb, queue_size)"
+    assert str(error) == "pools.ratings.queue: unknown key (known: hung_call_grace_s, max_calls, max_rss_mb, queue_size)"
 
 
 def test_section_that_is_not_a_table_is_named():

@@ -267,6 +267,7 @@ def test_status_counts_workers_slots_busy_and_queue():
         "busy": 3,
         "queued": 1,
         "queue_size": 4,
+        "chaos": {},
         "events": {"SUCCESS": 5, "THREAD_POOL_REJECTED": 1},
         "worker_list": [
             {"pid": 101, "slots": 3, "busy": 2, "calls_served": 7, "uptime_s": 15.5, "draining": False},
