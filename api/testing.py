@@ -21,6 +21,7 @@ import sys
 import time
 
 import gevent
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,86 @@ class Cluster:
             lines = log_path.read_text(errors="replace").splitlines()[-tail_lines:]
             parts.append(f"--- {log_path.name} ---\n" + "\n".join(lines))
         return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class PoolProgram:
+    """One ``[program:pool-NAME]`` of a supervised cluster."""
+
+    commands: str  # comma-separated command modules
+    numprocs: int = 1
+    slots: int = 1
+
+
+class SupervisedCluster(Cluster):
+    """Like :class:`Cluster`, but supervisord runs the broker and every pool.
+
+    supervisord stays in the foreground as this process's child (``nodaemon``), so
+    stopping it by pid stops everything it started; ``rpc()`` is supervisor's own
+    XML-RPC interface on a unix socket in the directory.
+    """
+
+    def __init__(self, directory: Path, pools: dict[str, PoolProgram], settings: dict[str, Any] | None = None,
+                 pythonpath: list[str | os.PathLike[str]] | None = None, heartbeat_s: float = 0.2) -> None:
+        super().__init__(directory, settings, pythonpath, heartbeat_s)
+        self.pools = pools
+        self.supervisor_socket = self.directory / "run" / "supervisor.sock"
+        self.supervisord_conf = self.directory / "supervisord.conf"
+        self.supervisord_conf.write_text(self._supervisord_conf())
+
+    def _supervisord_conf(self) -> str:
+        python = sys.executable
+        config = self.config_path
+        sections = [
+            f"[unix_http_server]\nfile = {self.supervisor_socket}\n",
+            f"[supervisord]\nnodaemon = true\nlogfile = {self.directory}/supervisord.log\n"
+            f"pidfile = {self.directory}/run/supervisord.pid\nchildlogdir = {self.directory}\n"
+            f"directory = {self.directory}\n",
+            "[rpcinterface:supervisor]\n"
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+            f"[supervisorctl]\nserverurl = unix://{self.supervisor_socket}\n",
+            f"[program:broker]\ncommand = {python} -m broker --config {config}\npriority = 10\n"
+            f"autorestart = true\nstartsecs = 0\nstopsignal = TERM\nstopwaitsecs = 10\n"
+            f"stdout_logfile = {self.directory}/broker.log\nredirect_stderr = true\n",
+        ]
+        for name, pool in self.pools.items():
+            sections.append(
+                f"[program:pool-{name}]\n"
+                f"command = {python} -m workers --config {config} --dependency {name} "
+                f"--commands {pool.commands} --slots {pool.slots}\n"
+                f"process_name = %(program_name)s-%(process_num)02d\nnumprocs = {pool.numprocs}\n"
+                "priority = 20\nautorestart = unexpected\nexitcodes = 0\nstartsecs = 0\nstartretries = 100\n"
+                "stopsignal = TERM\nstopwaitsecs = 30\nstopasgroup = true\nkillasgroup = true\n"
+                f"stdout_logfile = {self.directory}/%(program_name)s-%(process_num)02d.log\nredirect_stderr = true\n"
+            )
+        sections.append(f"[group:pools]\nprograms = {','.join(f'pool-{name}' for name in self.pools)}\n")
+        return "\n".join(sections)
+
+    def start_supervisord(self) -> subprocess.Popen[bytes]:
+        """Start supervisord and wait until the broker answers and every pool is up."""
+        (self.directory / "run").mkdir(exist_ok=True)
+        with (self.directory / "supervisord.out").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.supervisord_conf)],
+                stdout=out, stderr=subprocess.STDOUT, env=self._env, cwd=self.directory,
+            )
+        self.processes.append(process)
+        self.wait_until(lambda: self.status() is not None, "the broker under supervisord to answer", 30)
+        for name, pool in self.pools.items():
+            self.wait_for_workers(name, pool.numprocs, timeout_s=30)
+        return process
+
+    def rpc(self) -> Any:
+        """supervisor's XML-RPC interface (``rpc().supervisor.getAllProcessInfo()``)."""
+        from xmlrpc.client import ServerProxy
+
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.supervisor_socket}")
+        return ServerProxy("http://127.0.0.1", transport=transport)
+
+    def stop_process(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                     grace_s: float = STOP_GRACE_S) -> int:
+        # supervisord waits for its programs to drain before it exits.
+        is_supervisord = "supervisor.supervisord" in process.args
+        return super().stop_process(process, sig, grace_s * 6 if is_supervisord else grace_s)
