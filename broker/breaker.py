@@ -43,6 +43,12 @@ class BreakerState(enum.StrEnum):
     HALF_OPEN = "HALF_OPEN"
 
 
+#: Enum members read through a module global: ``BreakerState.CLOSED`` costs ~70 ns on 3.11.
+_CLOSED = BreakerState.CLOSED
+_HALF_OPEN = BreakerState.HALF_OPEN
+_SUCCESS = Event.SUCCESS
+
+
 class Admission(enum.Enum):
     ALLOW = "allow"
     TRIAL = "trial"  # the one call that decides a half-open breaker
@@ -95,7 +101,7 @@ class Breaker:
         force = self.settings.force
         if force == "open":
             return Admission.SHORT_CIRCUIT
-        if force == "closed" or self.state is BreakerState.CLOSED:
+        if force == "closed" or self.state is _CLOSED:
             return Admission.ALLOW
         now_s = self.clock()
         if self.state is BreakerState.HALF_OPEN:
@@ -120,25 +126,26 @@ class Breaker:
             self._window.add(event)
             if self.settings.slow_call_ms and latency_ms > self.settings.slow_call_ms:
                 self._window.add(_SLOW)
-        if trial and trial == self.trial_token and self.state is BreakerState.HALF_OPEN:
-            if event is Event.SUCCESS:
+        if trial and trial == self.trial_token and self.state is _HALF_OPEN:
+            if event is _SUCCESS:
                 self._window = self._new_window()
                 self._transition(BreakerState.CLOSED, "trial succeeded")  # HALF_OPEN -> CLOSED
             else:
                 self._transition(BreakerState.OPEN, f"trial ended {event}")  # HALF_OPEN -> OPEN
-        elif self.state is BreakerState.CLOSED and event in HEALTH_EVENTS:
+        elif self.state is _CLOSED and event in HEALTH_EVENTS:
             self._check_health()
 
     # -- what operators see --------------------------------------------------------------
 
     def health(self) -> tuple[int, float, float]:
         """(volume, error %, slow %) in the window."""
-        counts = self._window.totals()
-        volume = sum(count for kind, count in counts.items() if kind != _SLOW)
+        window = self._window
+        slow = window.count(_SLOW)
+        volume = window.total() - slow
         if not volume:
             return 0, 0.0, 0.0
-        errors = volume - counts.get(Event.SUCCESS, 0)
-        return volume, 100.0 * errors / volume, 100.0 * counts.get(_SLOW, 0) / volume
+        errors = volume - window.count(_SUCCESS)
+        return volume, 100.0 * errors / volume, 100.0 * slow / volume
 
     def retry_in_s(self) -> float:
         """Seconds until an open breaker lets a trial through (0 unless OPEN)."""

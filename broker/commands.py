@@ -40,6 +40,10 @@ _SETTING_FOR_FIELD = {
 }
 
 
+#: Outcomes that never reached a worker, so have no latency to count.
+_NO_LATENCY = frozenset({Event.SHORT_CIRCUITED, Event.THREAD_POOL_REJECTED})
+
+
 @dataclass
 class CommandRecord:
     key: str
@@ -49,7 +53,7 @@ class CommandRecord:
 
     def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
         self.counts.add(event)
-        if event is not Event.SHORT_CIRCUITED and event is not Event.THREAD_POOL_REJECTED:
+        if event not in _NO_LATENCY:
             self.latency.add(latency_ms)
         self.breaker.record(event, latency_ms, trial)
 

@@ -61,14 +61,19 @@ class RollingCounts(Generic[K]):
         self._ring = _Ring(window_s, buckets, clock)
         self._buckets = [[0] * len(kinds) for _ in range(buckets)]
         self._totals = [0] * len(kinds)
+        self._total = 0
 
     def _advance(self) -> None:
-        for cleared in self._ring.advance():
+        ring = self._ring
+        if ring.clock() - ring.current_start_s < ring.bucket_s:
+            return  # still in the current bucket: nothing expires
+        for cleared in ring.advance():
             bucket = self._buckets[cleared]
             totals = self._totals
             for i, count in enumerate(bucket):
                 if count:
                     totals[i] -= count
+                    self._total -= count
                     bucket[i] = 0
 
     def add(self, kind: K, count: int = 1) -> None:
@@ -76,6 +81,12 @@ class RollingCounts(Generic[K]):
         i = self._index[kind]
         self._buckets[self._ring.current][i] += count
         self._totals[i] += count
+        self._total += count
+
+    def total(self) -> int:
+        """All kinds together."""
+        self._advance()
+        return self._total
 
     def count(self, kind: K) -> int:
         self._advance()
@@ -90,12 +101,16 @@ class RollingCounts(Generic[K]):
         for bucket in self._buckets:
             bucket[:] = [0] * len(bucket)
         self._totals[:] = [0] * len(self._totals)
+        self._total = 0
 
 
-def latency_bin(latency_ms: float) -> int:
-    if latency_ms <= LATENCY_FLOOR_MS:
+def latency_bin(latency_ms: float, _log: Callable[[float], float] = math.log, _floor_ms: float = LATENCY_FLOOR_MS,
+                _log_growth: float = _LOG_GROWTH, _last: int = LATENCY_BINS - 1) -> int:
+    """The bin of a latency; constants bound as defaults since this runs on every call."""
+    if latency_ms <= _floor_ms:
         return 0
-    return min(int(math.log(latency_ms / LATENCY_FLOOR_MS) / _LOG_GROWTH) + 1, LATENCY_BINS - 1)
+    index = int(_log(latency_ms / _floor_ms) / _log_growth) + 1
+    return index if index < _last else _last
 
 
 def bin_upper_ms(index: int) -> float:
@@ -113,7 +128,10 @@ class RollingPercentiles:
         self._counts = [0] * buckets
 
     def _advance(self) -> None:
-        for cleared in self._ring.advance():
+        ring = self._ring
+        if ring.clock() - ring.current_start_s < ring.bucket_s:
+            return  # still in the current bucket: nothing expires
+        for cleared in ring.advance():
             if self._counts[cleared]:
                 self._bins[cleared] = [0] * LATENCY_BINS
                 self._sums_ms[cleared] = 0.0
