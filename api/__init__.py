@@ -2,6 +2,7 @@
 
 from api.client import Client, configure, default_client
 from api.command import Command
+from api.context import RequestContext, current_context, request_context, spawn
 from api.errors import (
     BadRequest,
     CommandError,
@@ -24,6 +25,10 @@ __all__ = [
     "RemoteCause",
     "ShortCircuited",
     "WorkerLost",
+    "RequestContext",
     "configure",
+    "current_context",
     "default_client",
+    "request_context",
+    "spawn",
 ]

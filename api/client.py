@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any
+from typing import Any, Hashable
 
 import gevent
 import zmq
@@ -19,12 +19,15 @@ from gevent.event import AsyncResult
 
 from api.breakers import BreakerView
 from api.command import Command
-from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, RemoteCause,
-                        ShortCircuited)
+from api.context import MAX_CACHED_CALLS, current_context, spawn
+from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, Rejected,
+                        RemoteCause, ShortCircuited)
+from api.limits import InFlightLimits
+from api.reports import OutcomeReports
 from shared import protocol
 from shared.config import Config, ConfigError, check_override, load, with_overrides
 from shared.events import Event
-from shared.logging import get_logger
+from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
 from shared.transport import make_socket
 
@@ -33,7 +36,9 @@ log = get_logger("api.client")
 #: A broker not heard from for this long is down: calls fail fast until it is back.
 BROKER_SILENT_S = 0.75
 #: How often the client checks whether it still hears the broker.
-BROKER_CHECK_S = 0.1
+BROKER_CHECK_S = 0.1  # also how often outcome reports go out
+#: Timeouts kept for reuse by semaphore commands, per timeout and timeouts kept.
+MAX_SPARE_TIMERS = 64
 
 
 class Client:
@@ -52,7 +57,11 @@ class Client:
         self._watcher: gevent.Greenlet | None = None
         self._pending: dict[int, AsyncResult] = {}
         self._call_ids = itertools.count(1)
-        self._timeout_by_class: dict[type[Command], float] = {}
+        self._settings_cache: dict[tuple[type[Command], str], Any] = {}
+        self._semaphores = InFlightLimits()
+        self._fallbacks = InFlightLimits()
+        self._reports = OutcomeReports()
+        self._spare_timers: dict[float, list[gevent.Timeout]] = {}
 
     @property
     def config(self) -> Config:
@@ -66,36 +75,38 @@ class Client:
     def _apply(self, file_config: Config, overrides: dict[str, Any]) -> None:
         self._overrides = overrides
         self._config = with_overrides(file_config, overrides) if overrides else file_config
-        self._timeout_by_class.clear()
+        self._settings_cache.clear()
 
     @property
     def pending_calls(self) -> int:
         """Calls sent and not yet answered or timed out."""
         return len(self._pending)
 
+    def setting(self, command_class: type[Command], name: str) -> Any:
+        """A per-command setting: config section, class attribute, [defaults], built-in."""
+        cache_key = (command_class, name)
+        value = self._settings_cache.get(cache_key)
+        if value is None:
+            class_value = getattr(command_class, name, None)
+            value = self._config.command_setting(command_class.key, name, class_value)
+            self._settings_cache[cache_key] = value
+        return value
+
     def timeout_s(self, command_class: type[Command]) -> float:
-        timeout_s = self._timeout_by_class.get(command_class)
-        if timeout_s is None:
-            class_value = getattr(command_class, "timeout_s", None)
-            timeout_s = self._config.command_setting(command_class.key, "timeout_s", class_value)
-            self._timeout_by_class[command_class] = timeout_s
-        return timeout_s
+        return self.setting(command_class, "timeout_s")
 
     # -- running commands ----------------------------------------------------------------
 
     def execute(self, command: Command) -> Any:
         """The command's value, its fallback's value, or the error (see ``api.errors``)."""
-        started_s = time.monotonic()
-        try:
-            value = self._run(command)
-        except CommandError as error:
-            return self._fall_back(command, error, started_s)
-        log.debug("call_succeeded", command=command.key, dependency=command.dependency,
-                  outcome=Event.SUCCESS, latency_ms=_elapsed_ms(started_s))
-        return value
+        cache_key = command.cache_key()
+        if cache_key is None:
+            return self._execute(command)
+        return self._execute_cached(command, cache_key)
 
     def queue(self, command: Command) -> AsyncResult:
-        """Start ``command`` in its own greenlet; the future holds what execute() gives."""
+        """Start ``command`` in its own greenlet (in this request context); the future
+        holds what execute() gives."""
         future = AsyncResult()
 
         def run() -> None:
@@ -104,23 +115,78 @@ class Client:
             except Exception as exc:  # noqa: BLE001 - handed to the future's owner
                 future.set_exception(exc)
 
-        gevent.spawn(run)
+        spawn(run)
         return future
+
+    def _execute_cached(self, command: Command, cache_key: Hashable) -> Any:
+        """One execution per (class, key) in a request context; the rest share its answer."""
+        context = current_context()
+        if context is None:
+            raise RuntimeError(
+                f"{command.key}.cache_key() returned {cache_key!r} outside a request context: "
+                "wrap the request in `with request_context():` (from api), or return None from cache_key()")
+        cache_id = (type(command), cache_key)
+        future = context.cache.get(cache_id)
+        if future is not None:
+            context.record(command.key, [Event.RESPONSE_FROM_CACHE], 0.0)
+            self._reports.add(command.key, Event.RESPONSE_FROM_CACHE)
+            return future.get()  # the first call's value, or its error again
+        future = AsyncResult()
+        if len(context.cache) < MAX_CACHED_CALLS:
+            context.cache[cache_id] = future
+        try:
+            value = self._execute(command)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set(value)
+        return value
+
+    def _execute(self, command: Command) -> Any:
+        started_s = time.monotonic()
+        events: list[Event] = []
+        try:
+            value = self._run(command)
+            events.append(Event.SUCCESS)
+            return value
+        except CommandError as error:
+            events.append(error.failure)
+            return self._fall_back(command, error, events)
+        except BadRequest:
+            events.append(Event.BAD_REQUEST)
+            raise
+        finally:
+            self._finish(command, events, started_s)
+
+    def _finish(self, command: Command, events: list[Event], started_s: float) -> None:
+        """Log the call, add it to the request log, report what the broker did not see."""
+        latency_ms = (time.monotonic() - started_s) * 1000
+        context = current_context()
+        if context is not None:
+            context.record(command.key, events, latency_ms)
+        if command.dependency is None and events:
+            self._reports.add(command.key, events[0], latency_ms)
+        for event in events[1:]:
+            self._reports.add(command.key, event)
+        if LOG_EACH_CALL:
+            log.debug("call_finished", command=command.key, dependency=command.dependency, events=events,
+                      latency_ms=round(latency_ms, 3))
 
     def _run(self, command: Command) -> Any:
         if command.dependency is None:
             return self._run_here(command)
         return self._run_remote(command)
 
+    def _short_circuit(self, command: Command, reason: str) -> ShortCircuited:
+        return ShortCircuited(f"{command.key}: {reason}; not run", command=command.key, dependency=command.dependency)
+
     def _run_remote(self, command: Command) -> Any:
         timeout_s = self.timeout_s(type(command))
         sock = self._owned_socket()
-        if self.broker_down:
-            raise ShortCircuited(f"{command.key}: the broker is unreachable; not sent",
-                                 command=command.key, dependency=command.dependency)
-        if self.breakers.short_circuits(command.key):
-            raise ShortCircuited(f"{command.key}: the breaker is OPEN; not sent",
-                                 command=command.key, dependency=command.dependency)
+        if self.broker_down or self.breakers.short_circuits(command.key):
+            self._reports.add(command.key, Event.SHORT_CIRCUITED)
+            raise self._short_circuit(command, "the broker is unreachable" if self.broker_down
+                                      else "the breaker is OPEN")
         call_id = next(self._call_ids)
         waiter = AsyncResult()
         self._pending[call_id] = waiter
@@ -135,39 +201,73 @@ class Client:
         return _value_of(command, waiter.value)
 
     def _run_here(self, command: Command) -> Any:
-        """Semaphore isolation: run() in this greenlet, freed at the timeout."""
+        """Semaphore isolation: run() in this greenlet under a tryable semaphore.
+
+        Unlike Hystrix's semaphore isolation (#835, #1345) the timeout frees the caller:
+        it is raised into run() at the deadline.
+        """
+        self._owned_socket()  # reports and breaker news travel on it
+        if self.breakers.short_circuits(command.key):
+            raise self._short_circuit(command, "the breaker is OPEN")
+        key = command.key
+        semaphore_max = self.setting(type(command), "semaphore_max")
+        if not self._semaphores.try_acquire(key, semaphore_max):
+            raise Rejected(f"{key}: {semaphore_max} calls already run (semaphore_max)",
+                           command=key, failure=Event.SEMAPHORE_REJECTED)
         timeout_s = self.timeout_s(type(command))
-        timer = gevent.Timeout.start_new(timeout_s)
+        spare_timers = self._spare_timers.get(timeout_s)
+        timer = spare_timers.pop() if spare_timers else gevent.Timeout(timeout_s)
+        timer.start()
         try:
             return command.run()
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
-            raise CommandTimeout(f"{command.key} did not finish within {timeout_s:g} s",
-                                 command=command.key) from None
+            raise CommandTimeout(f"{key} did not finish within {timeout_s:g} s", command=key) from None
         except BadRequest as exc:
-            exc.command = command.key
+            exc.command = key
             raise
         except Exception as exc:
             cause = RemoteCause(type(exc).__name__, str(exc))
-            raise CommandFailed(f"{command.key} failed: {cause}", command=command.key, cause=cause) from exc
+            raise CommandFailed(f"{key} failed: {cause}", command=key, cause=cause) from exc
         finally:
-            timer.close()
+            timer.cancel()
+            self._spare_timer(timer)
+            self._semaphores.release(key)
 
-    def _fall_back(self, command: Command, error: CommandError, started_s: float) -> Any:
-        fields = dict(command=command.key, dependency=command.dependency, outcome=error.failure)
+    def _spare_timer(self, timer: gevent.Timeout) -> None:
+        """Keep a timeout to start again: making one costs more than a semaphore call."""
+        spare_timers = self._spare_timers.get(timer.seconds)
+        if spare_timers is None:
+            if len(self._spare_timers) >= MAX_SPARE_TIMERS:
+                return
+            spare_timers = self._spare_timers[timer.seconds] = []
+        if len(spare_timers) < MAX_SPARE_TIMERS:
+            spare_timers.append(timer)
+
+    def _fall_back(self, command: Command, error: CommandError, events: list[Event]) -> Any:
+        """The fallback's value, at most ``fallback_max`` at once per command; else the error."""
         if not type(command).has_fallback():
-            log.debug("call_failed", **fields, fallback=Event.FALLBACK_MISSING, latency_ms=_elapsed_ms(started_s))
+            events.append(Event.FALLBACK_MISSING)
             raise error
+        key = command.key
+        fallback_max = self.setting(type(command), "fallback_max")
+        if not self._fallbacks.try_acquire(key, fallback_max):
+            events.append(Event.FALLBACK_REJECTED)
+            raise Rejected(f"{error}; its fallback was rejected: {fallback_max} already run (fallback_max)",
+                           command=key, dependency=error.dependency, cause=error.cause,
+                           failure=Event.FALLBACK_REJECTED) from error
         try:
             value = command.fallback()
         except Exception as exc:
-            log.debug("call_failed", **fields, fallback=Event.FALLBACK_FAILURE, latency_ms=_elapsed_ms(started_s))
+            events.append(Event.FALLBACK_FAILURE)
             raise type(error)(
                 f"{error} and its fallback failed: {type(exc).__name__}: {exc}",
                 command=error.command, dependency=error.dependency, cause=error.cause, failure=error.failure,
             ) from exc
-        log.debug("call_fell_back", **fields, fallback=Event.FALLBACK_SUCCESS, latency_ms=_elapsed_ms(started_s))
+        finally:
+            self._fallbacks.release(key)
+        events.append(Event.FALLBACK_SUCCESS)
         return value
 
     # -- the socket --------------------------------------------------------------------
@@ -191,9 +291,13 @@ class Client:
         return self._socket
 
     def _watch_broker(self) -> None:
-        """Notice a broker gone silent: fail what waits on it, and fail fast until it is back."""
+        """Notice a broker gone silent: fail what waits on it, and fail fast until it is back.
+
+        Also sends the outcomes the broker did not see, one report per turn.
+        """
         while True:
             gevent.sleep(BROKER_CHECK_S)
+            self._send_reports()
             silent = self._broker_silent()
             if silent and not self.broker_down:
                 gevent.idle()  # a starved hub may hold beats not yet read: read them first
@@ -206,6 +310,14 @@ class Client:
             elif not silent and self.broker_down:
                 self.broker_down = False
                 log.info("broker_reachable")
+
+    def _send_reports(self) -> None:
+        outcomes = self._reports.take()
+        if outcomes and not self.broker_down and self._socket is not None:
+            self._socket.send(protocol.report(outcomes))
+        if self._reports.dropped:
+            log.warning("outcome_reports_dropped", count=self._reports.dropped)
+            self._reports.dropped = 0
 
     def _broker_silent(self) -> bool:
         return time.monotonic() - self._broker_heard_s > BROKER_SILENT_S
@@ -274,10 +386,6 @@ def _value_of(command: Command, reply: protocol.Reply) -> Any:
     where = f"pool {command.dependency!r}"
     raise error_class(f"{command.key} in {where}: {reply.outcome}: {cause}",
                       command=command.key, dependency=command.dependency, cause=cause, failure=reply.outcome)
-
-
-def _elapsed_ms(started_s: float) -> float:
-    return round((time.monotonic() - started_s) * 1000, 3)
 
 
 _default_client: Client | None = None

@@ -150,12 +150,20 @@ def measure_floor(address: str, callers: int) -> Result:
         for _ in range(callers):
             send()
         while not window.done:
-            call_id, _payload = msgpack.unpackb(sock.recv())
+            call_id = _receive_reply_id(sock)
             window.record(sent_s.pop(call_id), perf_counter())
             send()
     finally:
         sock.close()  # replies still in flight are dropped by the relay's ROUTER
     return window.result("floor", callers)
+
+
+def _receive_reply_id(sock: zmq.Socket) -> int:
+    try:
+        call_id, _payload = msgpack.unpackb(sock.recv())
+    except zmq.Again:
+        raise RuntimeError(f"the floor relay sent no reply within {FLOOR_RECEIVE_TIMEOUT_MS} ms") from None
+    return call_id
 
 
 def measure_direct_call_us() -> float:
@@ -170,10 +178,13 @@ def timeout_margin_ms(client: Client) -> float:
     """How long past ``timeout_s`` one overrunning call's caller gets the fallback."""
     started_s = perf_counter()
     value = SleepPastTimeout().execute(client=client)
-    elapsed_s = perf_counter() - started_s
+    margin_ms = (perf_counter() - started_s - SleepPastTimeout.timeout_s) * 1000
     if value != FALLBACK_VALUE:
         raise RuntimeError(f"SleepPastTimeout returned {value!r}, not its fallback")
-    return (elapsed_s - SleepPastTimeout.timeout_s) * 1000
+    if margin_ms < 0:
+        raise RuntimeError(f"SleepPastTimeout fell back {-margin_ms:.1f} ms before its timeout: "
+                           "rejected or short-circuited, not timed out")
+    return margin_ms
 
 
 def measure_timeout_margins_ms(client: Client) -> dict[str, list[float]]:
@@ -266,7 +277,7 @@ def print_ratio_table(results: dict[tuple[str, int], Result]) -> None:
 
 
 def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
-    print(f"| callers | calls | p50 ms | p99 ms | max ms |")
+    print("| callers | calls | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     for callers, values_ms in margins_ms.items():
         ordered_ms = sorted(values_ms)
@@ -326,8 +337,10 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="swb-"))  # ipc:// paths must stay short
     try:
         results, margins_ms = run_measurements(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    except BaseException:
+        print(f"Failed; the processes' logs are kept in {directory}", file=sys.stderr)
+        raise
+    shutil.rmtree(directory, ignore_errors=True)
     progress("direct in-process call")
     print_report(results, measure_direct_call_us(), margins_ms)
     return 0

@@ -27,6 +27,7 @@ class Noop(Command):
 class SleepPastTimeout(Command):
     dependency = "bench_slow"
     timeout_s = 0.1
+    breaker_force = "closed"  # it always times out: an open breaker would answer at once
 
     def run(self) -> None:
         time.sleep(OVERRUN_SLEEP_S)  # a gevent sleep in a worker (it monkey-patches time)

@@ -40,8 +40,9 @@ _SETTING_FOR_FIELD = {
 }
 
 
-#: Outcomes that never reached a worker, so have no latency to count.
-_NO_LATENCY = frozenset({Event.SHORT_CIRCUITED, Event.THREAD_POOL_REJECTED})
+#: Outcomes of an execution, whose latency the percentiles count (not rejections,
+#: short-circuits, fallbacks or cache hits).
+_EXECUTED = frozenset({Event.SUCCESS, Event.FAILURE, Event.TIMEOUT, Event.BAD_REQUEST, Event.WORKER_LOST})
 
 
 @dataclass
@@ -53,7 +54,7 @@ class CommandRecord:
 
     def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
         self.counts.add(event)
-        if event not in _NO_LATENCY:
+        if event in _EXECUTED:
             self.latency.add(latency_ms)
         self.breaker.record(event, latency_ms, trial)
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import zmq
 
-from broker.breaker import Admission, Breaker, BreakerState
+from broker.breaker import HEALTH_EVENTS, Admission, Breaker, BreakerState
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
 from broker.control import handle_control
@@ -127,7 +127,9 @@ class Broker:
     def _on_front(self, frames: list[bytes]) -> None:
         caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front")
         if type(message) is not protocol.Request:
-            if message is not None:
+            if type(message) is protocol.Report:
+                self._on_report(message)
+            elif message is not None:
                 log.warning("unexpected_message_dropped", source="front", kind=type(message).__name__)
             return
         self.requests_received += 1
@@ -161,6 +163,21 @@ class Broker:
             self._answer(call, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "PoolFull", f"pool {pool.name!r} is full: {pool.busy} of {pool.slots} slots busy "
                 f"and {len(pool.queue)} of {pool.queue_size} queued"))
+
+    def _on_report(self, report: protocol.Report) -> None:
+        """Outcomes a front saw that never came through here (semaphore commands, fallbacks).
+
+        A semaphore command runs in its caller, so the first outcome reported after an
+        open breaker's sleep window is taken as its trial.
+        """
+        now_s = self.clock()
+        for key, outcomes in report.outcomes.items():
+            record = self.commands.get(key)
+            for event, latency_ms in outcomes:
+                trial = 0
+                if event in HEALTH_EVENTS and record.breaker.admit(now_s) is Admission.TRIAL:
+                    trial = record.breaker.trial_token
+                record.record(event, latency_ms, trial)
 
     def _pool_for_request(self, name: str) -> Pool | None:
         pool = self.pools.get(name)

@@ -16,6 +16,9 @@ import structlog
 
 #: Environment variable that sets the level (debug logs every call; info logs faults).
 LOG_LEVEL_ENV = "SEAWALL_LOG_LEVEL"
+#: Whether to log one line per call. Read once: a filtered-out structlog call still costs
+#: microseconds, too much for a call path that costs a few.
+LOG_EACH_CALL = os.environ.get(LOG_LEVEL_ENV, "").lower() == "debug"
 
 
 def configure_logging(process: str, level: str | None = None) -> None:

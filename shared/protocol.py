@@ -57,6 +57,7 @@ class Kind(enum.IntEnum):
     BREAKER = 13  # broker PUB -> fronts: one breaker changed state
     SNAPSHOT = 14  # broker PUB -> fronts: every non-closed breaker and runtime setting
     CHAOS = 15  # broker -> worker: faults to inject (seawall chaos)
+    REPORT = 16  # caller -> broker: outcomes it saw that the broker did not (batched)
 
 
 class ProtocolError(ValueError):
@@ -124,6 +125,11 @@ class Chaos(NamedTuple):
     kill: bool  # die now, as kill -9 would
 
 
+class Report(NamedTuple):
+    #: command key -> [(event, latency_ms), ...]
+    outcomes: dict[str, list[tuple[Event, float]]]
+
+
 class Control(NamedTuple):
     action: str
     arguments: dict[str, Any]
@@ -135,7 +141,7 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos)
+           | Chaos | Report)
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -223,6 +229,10 @@ def snapshot(breakers: dict[str, tuple[str, int]], overrides: dict[str, Any]) ->
 
 def chaos(settings: dict[str, Any], kill: bool = False) -> list[bytes]:
     return _frames([Kind.CHAOS, kill], encode_value(settings))
+
+
+def report(outcomes: dict[str, list[list[Any]]]) -> list[bytes]:
+    return _frames([Kind.REPORT], encode_value(outcomes))
 
 
 def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:
@@ -412,6 +422,26 @@ def _decode_snapshot(kind: Kind, fields: list[Any], payload: bytes | None) -> Sn
 _BREAKER_STATES = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 
 
+def _decode_report(kind: Kind, fields: list[Any], payload: bytes | None) -> Report:
+    _expect_fields(fields, ())
+    checked: dict[str, list[tuple[Event, float]]] = {}
+    for name, outcomes in _decode_map(payload).items():
+        if not isinstance(outcomes, list):
+            raise ProtocolError(f"outcomes of {name!r:.50} must be a list")
+        checked[_name("command", name)] = [_reported_outcome(outcome) for outcome in outcomes]
+    return Report(checked)
+
+
+def _reported_outcome(outcome: Any) -> tuple[Event, float]:
+    if not isinstance(outcome, list) or len(outcome) != 2 or type(outcome[0]) is not str:
+        raise ProtocolError(f"an outcome must be [event, latency_ms], got {outcome!r:.50}")
+    try:
+        event = Event(outcome[0])
+    except ValueError:
+        raise ProtocolError(f"unknown event {outcome[0]!r:.50}") from None
+    return event, _milliseconds(outcome[1])
+
+
 def _decode_chaos(kind: Kind, fields: list[Any], payload: bytes | None) -> Chaos:
     _expect_fields(fields, ("kill",))
     if type(fields[0]) is not bool:
@@ -454,4 +484,5 @@ _DECODERS = {
     Kind.BREAKER: _decode_breaker_change,
     Kind.SNAPSHOT: _decode_snapshot,
     Kind.CHAOS: _decode_chaos,
+    Kind.REPORT: _decode_report,
 }

@@ -23,7 +23,7 @@ from api.command import Command
 from shared import protocol
 from shared.config import Config
 from shared.events import Event
-from shared.logging import get_logger
+from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
 from shared.transport import make_socket
 from workers.chaos import Chaos, ChaosSettings
@@ -173,8 +173,9 @@ class Worker:
         self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)
         try:
             outcome, execution_ms, payload = run_call(self.commands, call, self.dependency, self.chaos.inject)
-            log.debug("call_finished", command=call.command, dependency=self.dependency,
-                      outcome=outcome, latency_ms=execution_ms)
+            if LOG_EACH_CALL:
+                log.debug("call_finished", command=call.command, dependency=self.dependency,
+                          outcome=outcome, latency_ms=execution_ms)
             self._socket.send(protocol.result(call.call_id, outcome, execution_ms, payload))
         finally:
             self.watchdog.done(call.call_id)

@@ -1,0 +1,78 @@
+"""One incoming request's context: its request cache and its request log.
+
+``request_context()`` opens one per request. Greenlets started with :func:`spawn` (and
+so by ``queue()`` and the composition helpers) carry it with them, so every concurrent
+code path of a request shares its cache — what Hystrix users kept getting wrong with
+ThreadLocals (Hystrix #92, #1148, #1564).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterator
+
+import gevent
+from gevent.event import AsyncResult
+
+from shared.events import Event
+
+#: Most commands one request's log keeps (Hystrix's request log: 1000).
+MAX_LOGGED_COMMANDS = 1000
+#: Most entries one request's cache holds; past that, calls still run but are not cached.
+MAX_CACHED_CALLS = 10_000
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("seawall_request", default=None)
+
+
+@dataclass(frozen=True)
+class LoggedCommand:
+    command: str
+    events: tuple[Event, ...]
+    latency_ms: float
+
+    def __str__(self) -> str:
+        return f"{self.command}[{', '.join(self.events)}][{self.latency_ms:.0f}ms]"
+
+
+@dataclass
+class RequestContext:
+    #: (command class, cache key) -> the future of the first such call
+    cache: dict[tuple[type, Hashable], AsyncResult] = field(default_factory=dict)
+    log: list[LoggedCommand] = field(default_factory=list)
+    log_overflow: int = 0
+
+    def record(self, command: str, events: list[Event], latency_ms: float) -> None:
+        if len(self.log) < MAX_LOGGED_COMMANDS:
+            self.log.append(LoggedCommand(command, tuple(events), round(latency_ms, 3)))
+        else:
+            self.log_overflow += 1
+
+    def log_line(self) -> str:
+        """Hystrix's one-line request log: ``GetUser[SUCCESS][3ms], GetRatings[TIMEOUT, FALLBACK_SUCCESS][200ms]``."""
+        line = ", ".join(str(entry) for entry in self.log)
+        return f"{line}, ... {self.log_overflow} more" if self.log_overflow else line
+
+
+@contextlib.contextmanager
+def request_context() -> Iterator[RequestContext]:
+    """Open a request context for the code inside (one per incoming request)."""
+    context = RequestContext()
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
+
+
+def current_context() -> RequestContext | None:
+    return _current.get()
+
+
+def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
+    """``gevent.spawn`` that carries the caller's request context into the new greenlet."""
+    greenlet = gevent.Greenlet(function, *args, **kwargs)
+    greenlet.gr_context = contextvars.copy_context()
+    greenlet.start()
+    return greenlet

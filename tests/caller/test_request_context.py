@@ -1,0 +1,162 @@
+"""The caller's side: request context and cache, request log, semaphore isolation,
+fallback limits. In-process (semaphore commands need no broker); see test_reports for
+what reaches the broker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gevent
+import pytest
+
+from api import (Client, Command, CommandFailed, Rejected, current_context, request_context, spawn)
+from shared.config import parse
+
+TIMEOUT_MARGIN_S = 0.25
+
+
+@pytest.fixture
+def client(tmp_path):
+    client = Client(parse({"run_dir": "run"}, Path(tmp_path)))
+    yield client
+    client.close()
+
+
+class Lookup(Command):
+    """A cached in-memory lookup that counts its executions."""
+
+    timeout_s = 1.0
+    executions: list = []
+    name: str
+    delay_s: float = 0.05
+
+    def run(self) -> str:
+        Lookup.executions.append(self.name)
+        gevent.sleep(self.delay_s)
+        if self.name == "broken":
+            raise LookupError("no such name")
+        return self.name.upper()
+
+    def cache_key(self) -> str:
+        return self.name
+
+
+class Slow(Command):
+    timeout_s = 0.2
+    semaphore_max = 1
+    seconds: float
+
+    def run(self) -> str:
+        gevent.sleep(self.seconds)
+        return "done"
+
+
+class SlowWithFallback(Slow):
+    def fallback(self) -> str:
+        return "fallback"
+
+
+class Failing(Command):
+    fallback_max = 1
+
+    def run(self) -> None:
+        raise ConnectionError("down")
+
+    def fallback(self) -> str:
+        gevent.sleep(0.1)
+        return "fallback"
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts():
+    Lookup.executions = []
+
+
+def test_four_concurrent_identical_cached_calls_run_once(client):
+    with request_context():
+        calls = [spawn(Lookup(name="a").execute, client) for _ in range(4)]
+        gevent.joinall(calls, raise_error=True)
+    assert [call.value for call in calls] == ["A"] * 4
+    assert Lookup.executions == ["a"]
+
+
+def test_keys_a_b_a_run_twice(client):
+    with request_context():
+        values = [Lookup(name=name, delay_s=0).execute(client) for name in "aba"]
+    assert values == ["A", "B", "A"]
+    assert Lookup.executions == ["a", "b"]
+
+
+def test_each_request_context_has_its_own_cache(client):
+    for _ in range(2):
+        with request_context():
+            Lookup(name="a", delay_s=0).execute(client)
+    assert Lookup.executions == ["a", "a"]
+
+
+def test_a_cached_failure_is_replayed(client):
+    with request_context() as context:
+        with pytest.raises(CommandFailed) as first:
+            Lookup(name="broken", delay_s=0).execute(client)
+        with pytest.raises(CommandFailed) as second:
+            Lookup(name="broken", delay_s=0).execute(client)
+    assert second.value is first.value
+    assert Lookup.executions == ["broken"]
+    assert [entry.events for entry in context.log] == [("FAILURE", "FALLBACK_MISSING"), ("RESPONSE_FROM_CACHE",)]
+
+
+def test_a_cache_key_outside_a_request_context_is_a_clear_error(client):
+    with pytest.raises(RuntimeError, match=r"request_context\(\)"):
+        Lookup(name="a").execute(client)
+    assert Lookup.executions == []
+
+
+def test_greenlets_spawned_in_a_context_share_it(client):
+    with request_context() as context:
+        seen = spawn(current_context).get()
+    assert seen is context
+
+
+def test_semaphore_of_one_runs_one_call_and_rejects_the_other(client):
+    calls = [gevent.spawn(Slow(seconds=0.05).execute, client) for _ in range(2)]
+    gevent.joinall(calls)
+    assert [call.value for call in calls if call.successful()] == ["done"]
+    (rejected,) = [call.exception for call in calls if not call.successful()]
+    assert isinstance(rejected, Rejected) and rejected.failure == "SEMAPHORE_REJECTED"
+
+
+def test_semaphore_rejection_falls_back_when_there_is_a_fallback(client):
+    calls = [gevent.spawn(SlowWithFallback(seconds=0.05).execute, client) for _ in range(2)]
+    gevent.joinall(calls, raise_error=True)
+    assert sorted(call.value for call in calls) == ["done", "fallback"]
+
+
+def test_a_slow_semaphore_command_times_out_and_frees_its_caller_on_time(client):
+    started_s = time.monotonic()
+    assert SlowWithFallback(seconds=5.0).execute(client) == "fallback"
+    assert time.monotonic() - started_s <= 0.2 + TIMEOUT_MARGIN_S
+    assert Slow(seconds=0.0).execute(client) == "done", "the semaphore permit was not given back"
+
+
+def test_fallback_limit_of_one_rejects_the_second_concurrent_fallback(client):
+    calls = [gevent.spawn(Failing().execute, client) for _ in range(2)]
+    gevent.joinall(calls)
+    assert [call.value for call in calls if call.successful()] == ["fallback"]
+    (rejected,) = [call.exception for call in calls if not call.successful()]
+    assert isinstance(rejected, Rejected) and rejected.failure == "FALLBACK_REJECTED"
+    assert rejected.command == "Failing"
+
+
+def test_the_request_log_lists_what_ran(client):
+    with request_context() as context:
+        Lookup(name="a", delay_s=0).execute(client)
+        Lookup(name="a", delay_s=0).execute(client)
+        SlowWithFallback(seconds=5.0).execute(client)
+    assert [(entry.command, entry.events) for entry in context.log] == [
+        ("Lookup", ("SUCCESS",)),
+        ("Lookup", ("RESPONSE_FROM_CACHE",)),
+        ("SlowWithFallback", ("TIMEOUT", "FALLBACK_SUCCESS")),
+    ]
+    assert context.log[2].latency_ms >= 200
+    assert context.log_line().startswith("Lookup[SUCCESS][")
