@@ -210,9 +210,11 @@ class SupervisedCluster(Cluster):
 
     def __init__(self, directory: Path, pools: dict[str, PoolProgram], settings: dict[str, Any] | None = None,
                  pythonpath: list[str | os.PathLike[str]] | None = None, heartbeat_s: float = 0.2) -> None:
+        supervisor_socket = Path(directory) / "run" / "supervisor.sock"
+        settings = {**(settings or {}), "supervisor": {"serverurl": f"unix://{supervisor_socket}"}}
         super().__init__(directory, settings, pythonpath, heartbeat_s)
         self.pools = pools
-        self.supervisor_socket = self.directory / "run" / "supervisor.sock"
+        self.supervisor_socket = supervisor_socket
         self.supervisord_conf = self.directory / "supervisord.conf"
         self.supervisord_conf.write_text(self._supervisord_conf())
 

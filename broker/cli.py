@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from broker.control_client import ControlError, control_request
-from shared.config import ConfigError, load, parse_cli_value
+from broker.supervision import ScaleError, scale, supervisor_proxy
+from shared.config import Config, ConfigError, load, parse_cli_value
 
 
 def _format_status(status: dict[str, Any]) -> str:
@@ -21,7 +22,8 @@ def _format_status(status: dict[str, Any]) -> str:
         for worker in pool["worker_list"]:
             state = " draining" if worker["draining"] else ""
             lines.append(f"  pid {worker['pid']:<8} slots {worker['slots']} busy {worker['busy']} "
-                         f"served {worker['calls_served']} up {worker['uptime_s']:.0f} s{state}")
+                         f"served {worker['calls_served']} up {worker['uptime_s']:.0f} s "
+                         f"rss {worker['rss_mb']:.0f} MB{state}")
     lines += ["", f"{'COMMAND':<24} {'BREAKER':<10} {'ERROR%':>6} {'VOLUME':>6} {'P50MS':>8} {'P99MS':>8}"]
     for key, command in status["commands"].items():
         breaker = command["breaker"] + ("*" if command["force"] != "auto" else "")
@@ -48,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     breaker.add_argument("force", choices=["open", "close", "auto"])
     breaker.add_argument("key", help="the command key")
     _add_chaos_parser(commands)
+    scale_parser = commands.add_parser("scale", help="run N workers of a pool (through supervisord)")
+    scale_parser.add_argument("pool")
+    scale_parser.add_argument("count", type=int)
     return parser
 
 
@@ -82,11 +87,29 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return args.command, {}
 
 
+def _scale(config: Config, pool: str, count: int) -> int:
+    serverurl = config.supervisor_serverurl()
+    try:
+        result = scale(supervisor_proxy(serverurl), pool, count)
+    except ScaleError as exc:
+        print(f"seawall: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"seawall: cannot reach supervisord at {serverurl}: {exc}", file=sys.stderr)
+        return 1
+    changes = [f"started {', '.join(result.started)}"] if result.started else []
+    changes += [f"stopped (drained) {', '.join(result.stopped)}"] if result.stopped else []
+    print(f"pool {pool!r} runs {count} workers" + (f": {'; '.join(changes)}" if changes else " (no change)"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    action, arguments = _request(args)
     try:
         config = load(args.config)
+        if args.command == "scale":
+            return _scale(config, args.pool, args.count)
+        action, arguments = _request(args)
         data = control_request(config.endpoints["control"], action, arguments)
     except (ConfigError, ControlError) as exc:
         print(f"seawall: {exc}", file=sys.stderr)

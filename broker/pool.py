@@ -33,6 +33,7 @@ class WorkerRecord:
     held: set[int] = field(default_factory=set)  # broker call ids it is running
     draining: bool = False
     calls_served: int = 0
+    rss_mb: float = 0.0  # as the worker last reported it
 
     @property
     def busy(self) -> int:
@@ -127,6 +128,7 @@ class Pool:
                     "busy": w.busy,
                     "calls_served": w.calls_served,
                     "uptime_s": round(now_s - w.joined_s, 3),
+                    "rss_mb": w.rss_mb,
                     "draining": w.draining,
                 }
                 for w in self.workers.values()

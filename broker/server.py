@@ -256,6 +256,8 @@ class Broker:
         worker.last_seen_s = now_s
         if kind is protocol.Result:
             self._on_result(worker, message, now_s)
+        elif kind is protocol.Stats:
+            worker.rss_mb = message.rss_mb
         elif kind is protocol.Signal:
             self._on_worker_signal(worker, message.kind, now_s)
         else:

@@ -150,6 +150,10 @@ ENDPOINT_SETTINGS: dict[str, Setting] = {
     "control": Setting(endpoint, "ipc://RUN/control", "seawall CLI -> broker"),
 }
 
+SUPERVISOR_SETTINGS: dict[str, Setting] = {
+    "serverurl": Setting(text, "unix://RUN/supervisor.sock", "supervisord's XML-RPC (seawall scale)"),
+}
+
 FRONT_SETTINGS: dict[str, Setting] = {
     "listen": Setting(text, "127.0.0.1:8080", "HTTP front address"),
     "endpoints": Setting(text, "endpoints", "directory of endpoint modules"),
@@ -188,6 +192,7 @@ class Config:
     pools: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: dict[str, Any] = field(default_factory=dict)
     front: dict[str, Any] = field(default_factory=dict)
+    supervisor: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def command_setting(self, command_key: str, name: str, class_value: Any = None) -> Any:
@@ -213,8 +218,12 @@ class Config:
     def front_setting(self, name: str) -> Any:
         return self.front.get(name, FRONT_SETTINGS[name].default)
 
+    def supervisor_serverurl(self) -> str:
+        url = self.supervisor.get("serverurl", SUPERVISOR_SETTINGS["serverurl"].default)
+        return url.replace(f"://{RUN_PLACEHOLDER}/", f"://{self.run_dir}/", 1)
 
-_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front")
+
+_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front", "supervisor")
 
 
 def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None) -> Config:
@@ -241,6 +250,7 @@ def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None
             pools=_check_named_tables(document.get("pools", {}), POOL_SETTINGS, "pools"),
             broker=_check_table(document.get("broker", {}), BROKER_SETTINGS, "broker"),
             front=_check_table(document.get("front", {}), FRONT_SETTINGS, "front"),
+            supervisor=_check_table(document.get("supervisor", {}), SUPERVISOR_SETTINGS, "supervisor"),
             source=source,
         )
     except ConfigError as exc:

@@ -58,6 +58,7 @@ class Kind(enum.IntEnum):
     SNAPSHOT = 14  # broker PUB -> fronts: every non-closed breaker and runtime setting
     CHAOS = 15  # broker -> worker: faults to inject (seawall chaos)
     REPORT = 16  # caller -> broker: outcomes it saw that the broker did not (batched)
+    STATS = 17  # worker -> broker: its heartbeat, with its resident memory
 
 
 class ProtocolError(ValueError):
@@ -130,6 +131,10 @@ class Report(NamedTuple):
     outcomes: dict[str, list[tuple[Event, float]]]
 
 
+class Stats(NamedTuple):
+    rss_mb: float
+
+
 class Control(NamedTuple):
     action: str
     arguments: dict[str, Any]
@@ -141,7 +146,7 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report)
+           | Chaos | Report | Stats)
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -233,6 +238,10 @@ def chaos(settings: dict[str, Any], kill: bool = False) -> list[bytes]:
 
 def report(outcomes: dict[str, list[list[Any]]]) -> list[bytes]:
     return _frames([Kind.REPORT], encode_value(outcomes))
+
+
+def stats(rss_mb: float) -> list[bytes]:
+    return _frames([Kind.STATS, round(rss_mb, 1)])
 
 
 def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:
@@ -442,6 +451,13 @@ def _reported_outcome(outcome: Any) -> tuple[Event, float]:
     return event, _milliseconds(outcome[1])
 
 
+def _decode_stats(kind: Kind, fields: list[Any], payload: bytes | None) -> Stats:
+    _expect_fields(fields, ("rss_mb",))
+    if type(fields[0]) not in (int, float) or not 0 <= fields[0] < 2**40:
+        raise ProtocolError(f"rss_mb must be a non-negative number, got {fields[0]!r:.50}")
+    return Stats(float(fields[0]))
+
+
 def _decode_chaos(kind: Kind, fields: list[Any], payload: bytes | None) -> Chaos:
     _expect_fields(fields, ("kill",))
     if type(fields[0]) is not bool:
@@ -485,4 +501,5 @@ _DECODERS = {
     Kind.SNAPSHOT: _decode_snapshot,
     Kind.CHAOS: _decode_chaos,
     Kind.REPORT: _decode_report,
+    Kind.STATS: _decode_stats,
 }

@@ -117,7 +117,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while True:
             gevent.sleep(self.heartbeat_s)
-            self._socket.send(protocol.HEARTBEAT)
+            self._socket.send(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
             if self.clock() - self._broker_seen_s > LIVENESS_INTERVALS * self.heartbeat_s:
                 log.warning("broker_silent", dependency=self.dependency,
                             silent_s=round(self.clock() - self._broker_seen_s, 3))

@@ -270,7 +270,7 @@ def test_status_counts_workers_slots_busy_and_queue():
         "chaos": {},
         "events": {"SUCCESS": 5, "THREAD_POOL_REJECTED": 1},
         "worker_list": [
-            {"pid": 101, "slots": 3, "busy": 2, "calls_served": 7, "uptime_s": 15.5, "draining": False},
-            {"pid": 102, "slots": 2, "busy": 1, "calls_served": 0, "uptime_s": 5.5, "draining": True},
+            {"pid": 101, "slots": 3, "busy": 2, "calls_served": 7, "uptime_s": 15.5, "rss_mb": 0.0, "draining": False},
+            {"pid": 102, "slots": 2, "busy": 1, "calls_served": 0, "uptime_s": 5.5, "rss_mb": 0.0, "draining": True},
         ],
     }
