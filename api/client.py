@@ -19,6 +19,7 @@ from gevent.event import AsyncResult
 
 from api.breakers import BreakerView
 from api.command import Command
+from api.collapsing import BatchMember, RequestBatcher, batch_results, shard_of
 from api.context import MAX_CACHED_CALLS, current_context, spawn
 from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, Rejected,
                         RemoteCause, ShortCircuited)
@@ -181,17 +182,22 @@ class Client:
         return ShortCircuited(f"{command.key}: {reason}; not run", command=command.key, dependency=command.dependency)
 
     def _run_remote(self, command: Command) -> Any:
-        timeout_s = self.timeout_s(type(command))
+        command_class = type(command)
+        timeout_s = self.timeout_s(command_class)
         sock = self._owned_socket()
         if self.broker_down or self.breakers.short_circuits(command.key):
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, "the broker is unreachable" if self.broker_down
                                       else "the breaker is OPEN")
-        call_id = next(self._call_ids)
-        waiter = AsyncResult()
-        self._pending[call_id] = waiter
-        timeout_ms = max(1, int(timeout_s * 1000))
-        sock.send(protocol.request(call_id, command.key, command.dependency, timeout_ms, command._payload))
+        call_id = None  # request-scoped calls travel in their batch's message
+        if command_class.collapse is None:
+            call_id, waiter = self._send(protocol.request, command, timeout_s)
+        elif command_class.collapse == "global":
+            call_id, waiter = self._send(protocol.collapsible, command, timeout_s, shard_of(command),
+                                         self.setting(command_class, "collapse_window_ms"),
+                                         self.setting(command_class, "collapse_max_batch"))
+        else:
+            waiter = self._collapse_in_request(command, timeout_s)
         if not waiter.wait(timeout_s):
             self._pending.pop(call_id, None)
             raise CommandTimeout(
@@ -199,6 +205,62 @@ class Client:
                 command=command.key, dependency=command.dependency,
             )
         return _value_of(command, waiter.value)
+
+    def _send(self, encode: Any, command: Command, timeout_s: float, *extra: Any) -> tuple[int, AsyncResult]:
+        """Send one call; its waiter gets the Reply (the caller pops it if it times out)."""
+        call_id = next(self._call_ids)
+        waiter = AsyncResult()
+        self._pending[call_id] = waiter
+        timeout_ms = max(1, int(timeout_s * 1000))
+        self._socket.send(encode(call_id, command.key, command.dependency, timeout_ms, *extra, command._payload))
+        return call_id, waiter
+
+    def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult:
+        context = current_context()
+        if context is None:  # no request to collapse within: a batch of one
+            waiter = AsyncResult()
+            spawn(self.send_batch, [BatchMember(command, waiter, time.monotonic() + timeout_s)])
+            return waiter
+        if context.batcher is None:
+            context.batcher = RequestBatcher()
+        command_class = type(command)
+        return context.batcher.add(self, command, timeout_s,
+                                   self.setting(command_class, "collapse_window_ms") / 1000,
+                                   self.setting(command_class, "collapse_max_batch"))
+
+    def send_batch(self, members: list[BatchMember]) -> None:
+        """Send calls collapsed in the front as one batch and give each member its reply.
+
+        Blocks until the reply or the earliest member's deadline; members wait on their own.
+        """
+        index_by_payload: dict[bytes, int] = {}
+        indexes = [index_by_payload.setdefault(member.command._payload, len(index_by_payload))
+                   for member in members]
+        timeout_s = min(member.deadline_s for member in members) - time.monotonic()
+        if timeout_s <= 0:
+            return  # every member has timed out already
+        first = members[0].command
+        sock = self._owned_socket()
+        call_id = next(self._call_ids)
+        waiter = AsyncResult()
+        self._pending[call_id] = waiter
+        sock.send(protocol.batch_request(call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)),
+                                         protocol.pack_batch(list(index_by_payload))))
+        if not waiter.wait(timeout_s):
+            self._pending.pop(call_id, None)
+            return
+        reply = waiter.value
+        results = None
+        if reply.outcome is Event.SUCCESS:
+            try:
+                results = protocol.unpack_batch_results(reply.payload)
+                if len(results) != len(index_by_payload):
+                    raise protocol.ProtocolError(f"{len(results)} results for {len(index_by_payload)} calls")
+            except protocol.ProtocolError as exc:
+                reply = protocol.Reply(call_id, Event.FAILURE, reply.execution_ms,
+                                       protocol.encode_error("BadBatchResult", str(exc)))
+                results = None
+        batch_results(members, indexes, reply, results)
 
     def _run_here(self, command: Command) -> Any:
         """Semaphore isolation: run() in this greenlet under a tryable semaphore.

@@ -35,6 +35,9 @@ class Command:
     dependency: ClassVar[str | None] = None
     #: Command key for breakers, metrics and config; the class name unless set.
     key: ClassVar[str] = "Command"
+    #: Collapse bursts of calls into batches run by ``run_batch``: "global" (across every
+    #: front, in the broker), "request" (within one request context, in the front), or None.
+    collapse: ClassVar[str | None] = None
 
     _fields: ClassVar[tuple[str, ...]] = ()
     _field_defaults: ClassVar[dict[str, Any]] = {}
@@ -102,6 +105,16 @@ class Command:
         return None
 
     @classmethod
+    def run_batch(cls, calls: list[Command]) -> list[Any]:
+        """For collapsing commands: run many calls at once, in a worker; one result per
+        call, in order. An exception instance in the list fails only its own call."""
+        raise NotImplementedError(f"{cls.key} collapses calls and must define run_batch(cls, calls)")
+
+    def shard(self) -> Any:
+        """Calls with different shards never share a batch; None = one shard."""
+        return None
+
+    @classmethod
     def class_settings(cls) -> dict[str, Any]:
         """The settings this class (or a base below Command) sets as attributes."""
         return {name: getattr(cls, name) for name in COMMAND_SETTINGS if hasattr(cls, name)}
@@ -142,6 +155,10 @@ def _check_definition(cls: type[Command]) -> None:
         raise ConfigError(f"{cls.__qualname__}.dependency", f"expected a pool name or None, got {dependency!r}")
     if not isinstance(cls.key, str) or not 0 < len(cls.key) <= protocol.MAX_NAME_CHARS:
         raise ConfigError(f"{cls.__qualname__}.key", f"expected a name, got {cls.key!r}")
+    if cls.collapse not in (None, "global", "request"):
+        raise ConfigError(f"{cls.__qualname__}.collapse", f"expected 'global', 'request' or None, got {cls.collapse!r}")
+    if cls.collapse is not None and cls.dependency is None:
+        raise ConfigError(f"{cls.__qualname__}.collapse", "only commands with a dependency (a worker pool) collapse")
     for name, setting in COMMAND_SETTINGS.items():
         if name in cls.__dict__:
             try:

@@ -42,6 +42,8 @@ class RequestContext:
     cache: dict[tuple[type, Hashable], AsyncResult] = field(default_factory=dict)
     log: list[LoggedCommand] = field(default_factory=list)
     log_overflow: int = 0
+    #: request-scoped collapsing (api.collapsing.RequestBatcher), made on first use
+    batcher: Any = None
 
     def record(self, command: str, events: list[Event], latency_ms: float) -> None:
         if len(self.log) < MAX_LOGGED_COMMANDS:

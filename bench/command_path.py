@@ -4,7 +4,7 @@ Why: every remote command goes caller -> broker -> worker -> broker -> caller, t
 processes and four ZeroMQ hops. On a small, shared machine absolute figures say little,
 so this measures seawall against the *floor*: the simplest raw-pyzmq relay with the same
 processes and hops (``floor_relay.py``). The ratio is what seawall's own code costs
-(validation, deadlines, slots, greenlets); the targets say how much of it we accept:
+(validation, deadlines, slots, breakers, greenlets); the targets say how much of it we accept:
 
 * p50 latency at most ``P50_TARGET_RATIO`` x the floor's;
 * throughput at least ``THROUGHPUT_TARGET_RATIO`` x the floor's.
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
@@ -48,10 +48,13 @@ REPRODUCE_COMMAND = ".venv/bin/python bench/command_path.py"
 
 #: Concurrent callers: greenlets for seawall, requests kept outstanding for the floor.
 CALLER_COUNTS = (1, 64)
-#: Calls discarded before each measurement (connections, caches, branch predictors).
+#: Calls discarded before each measuring round (connections, caches, branch predictors).
 WARMUP_CALLS = 500
-#: How long each (path, callers) pair is measured after its warm-up.
-MEASURE_DURATION_S = 3.0
+#: Rounds per caller count; floor and seawall alternate, so a burst of load from other
+#: processes on the machine hits both paths rather than one.
+MEASURE_ROUNDS = 3
+#: How long each path is measured per round, after its warm-up (3 s per path in all).
+ROUND_DURATION_S = 1.0
 #: Slots of each worker: every caller has a slot, so nothing waits in the queue.
 WORKER_SLOTS = 64
 #: Pool queue size: far above the callers, so nothing is rejected.
@@ -84,11 +87,11 @@ class Result:
 
 
 class Window:
-    """Discards the first ``warmup_calls`` completions, then records ``duration_s`` of them."""
+    """One round: discards the first ``warmup_calls`` completions, then records ``duration_s``."""
 
-    def __init__(self, warmup_calls: int, duration_s: float) -> None:
+    def __init__(self, warmup_calls: int = WARMUP_CALLS, duration_s: float = ROUND_DURATION_S) -> None:
         self._warmup_left = warmup_calls
-        self._duration_s = duration_s
+        self.duration_s = duration_s
         self._end_s = math.inf
         self.latencies_us: list[float] = []
 
@@ -100,14 +103,26 @@ class Window:
         if self._warmup_left > 0:
             self._warmup_left -= 1
             if self._warmup_left == 0:
-                self._end_s = finished_s + self._duration_s
+                self._end_s = finished_s + self.duration_s
         elif finished_s <= self._end_s:
             self.latencies_us.append((finished_s - started_s) * 1e6)
+
+
+@dataclass
+class Samples:
+    """The rounds of one (path, callers) pair, pooled."""
+
+    latencies_us: list[float] = field(default_factory=list)
+    measured_s: float = 0.0
+
+    def add(self, window: Window) -> None:
+        self.latencies_us.extend(window.latencies_us)
+        self.measured_s += window.duration_s
 
     def result(self, path: str, callers: int) -> Result:
         latencies_us = sorted(self.latencies_us)
         return Result(path, callers, percentile(latencies_us, 0.50), percentile(latencies_us, 0.99),
-                      len(latencies_us) / self._duration_s)
+                      len(latencies_us) / self.measured_s)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -117,9 +132,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
-def measure_seawall(client: Client, callers: int) -> Result:
-    """``callers`` greenlets, each calling ``Noop().execute()`` in a loop."""
-    window = Window(WARMUP_CALLS, MEASURE_DURATION_S)
+def measure_seawall(client: Client, callers: int) -> Window:
+    """One round: ``callers`` greenlets, each calling ``Noop().execute()`` in a loop."""
+    window = Window()
 
     def call_in_a_loop() -> None:
         while not window.done:
@@ -128,16 +143,16 @@ def measure_seawall(client: Client, callers: int) -> Result:
             window.record(started_s, perf_counter())
 
     gevent.joinall([gevent.spawn(call_in_a_loop) for _ in range(callers)], raise_error=True)
-    return window.result("seawall", callers)
+    return window
 
 
-def measure_floor(address: str, callers: int) -> Result:
-    """One blocking DEALER keeping ``callers`` requests outstanding: a new one per reply."""
+def measure_floor(address: str, callers: int) -> Window:
+    """One round: a blocking DEALER keeping ``callers`` requests outstanding, a new one per reply."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, FLOOR_RECEIVE_TIMEOUT_MS)
     sock.connect(address)
-    window = Window(WARMUP_CALLS, MEASURE_DURATION_S)
+    window = Window()
     sent_s: dict[int, float] = {}
     call_ids = itertools.count()
 
@@ -155,7 +170,7 @@ def measure_floor(address: str, callers: int) -> Result:
             send()
     finally:
         sock.close()  # replies still in flight are dropped by the relay's ROUTER
-    return window.result("floor", callers)
+    return window
 
 
 def _receive_reply_id(sock: zmq.Socket) -> int:
@@ -288,7 +303,8 @@ def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
 def print_report(results: dict[tuple[str, int], Result], direct_call_us: float,
                  margins_ms: dict[str, list[float]]) -> None:
     print()
-    print(f"Command path, no-op command, {MEASURE_DURATION_S:g} s per row after {WARMUP_CALLS} warm-up calls:")
+    print(f"Command path, no-op command: per row {MEASURE_ROUNDS} rounds of {ROUND_DURATION_S:g} s, "
+          f"each after {WARMUP_CALLS} warm-up calls; floor and seawall alternate:")
     print()
     print_latency_table(results)
     print()
@@ -313,19 +329,29 @@ def machine_description() -> str:
 # -- the run -----------------------------------------------------------------------------
 
 
+Measure = Callable[[int], Window]
+
+
+def measure_alternating(paths: dict[str, Measure], callers: int) -> dict[tuple[str, int], Result]:
+    """MEASURE_ROUNDS rounds of every path in turn, pooled per path."""
+    samples = {path: Samples() for path in paths}
+    for round_number in range(1, MEASURE_ROUNDS + 1):
+        progress(f"{callers} caller(s), round {round_number} of {MEASURE_ROUNDS}")
+        for path, measure in paths.items():
+            samples[path].add(measure(callers))
+    return {(path, callers): pooled.result(path, callers) for path, pooled in samples.items()}
+
+
 def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[str, list[float]]]:
-    """Floor and seawall alternate per caller count, so drifting machine load hits both."""
     results: dict[tuple[str, int], Result] = {}
     with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as floor_address:
         client = cluster.client()
-        steps: list[tuple[str, Callable[[int], Result]]] = [
-            ("floor", lambda callers: measure_floor(floor_address, callers)),
-            ("seawall", lambda callers: measure_seawall(client, callers)),
-        ]
+        paths: dict[str, Measure] = {
+            "floor": lambda callers: measure_floor(floor_address, callers),
+            "seawall": lambda callers: measure_seawall(client, callers),
+        }
         for callers in CALLER_COUNTS:
-            for path, measure in steps:
-                progress(f"{path}, {callers} caller(s)")
-                results[(path, callers)] = measure(callers)
+            results.update(measure_alternating(paths, callers))
         progress("timeout margin")
         margins_ms = measure_timeout_margins_ms(client)
     return results, margins_ms

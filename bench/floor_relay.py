@@ -42,7 +42,7 @@ def relay(front_address: str, back_address: str) -> None:
 
 
 def _drain(sock: zmq.Socket, forward: Callable[[list[bytes]], None]) -> None:
-    """Forward every message ``sock`` holds (its FD is edge-triggered, like the broker's)."""
+    """Forward every message ``sock`` holds, as the broker does, so a burst costs one poll."""
     while True:
         try:
             frames = sock.recv_multipart(zmq.NOBLOCK)

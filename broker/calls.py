@@ -32,6 +32,9 @@ class Call:
     trial: int = 0  # the breaker's trial token if this call decides a half-open breaker
     worker: bytes | None = None  # identity of the worker running it, once sent
     answered: bool = False  # the caller has its answer (a late result is only a free slot)
+    batch: bool = False  # runs as one run_batch() call: payload is pack_batch() of many
+    members: list[Call] | None = None  # for a batch the broker collapsed: the calls in it
+    member_indexes: list[int] | None = None  # each member's arguments among the batch's
 
 
 class CallTable:

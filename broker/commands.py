@@ -51,6 +51,14 @@ class CommandRecord:
     breaker: Breaker
     counts: RollingCounts[Event]
     latency: RollingPercentiles
+    clock: Callable[[], float]
+    #: sizes of the batches this command's calls were collapsed into (collapsers only)
+    batch_sizes: RollingPercentiles | None = None
+
+    def record_batch(self, size: int) -> None:
+        if self.batch_sizes is None:
+            self.batch_sizes = RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock)
+        self.batch_sizes.add(size)
 
     def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
         self.counts.add(event)
@@ -71,7 +79,13 @@ class CommandRecord:
             "p50_ms": percentiles[50.0],
             "p99_ms": percentiles[99.0],
             "events": {event.value: count for event, count in sorted(self.counts.totals().items())},
+            **({"collapser": self._collapser_status()} if self.batch_sizes is not None else {}),
         }
+
+    def _collapser_status(self) -> dict[str, Any]:
+        sizes = self.batch_sizes.percentiles((50.0, 99.0))
+        return {"batches": self.batch_sizes.count, "mean_batch_size": round(self.batch_sizes.mean_ms(), 2),
+                "batch_size_p50": sizes[50.0], "batch_size_p99": sizes[99.0]}
 
 
 class CommandRegistry:
@@ -135,4 +149,5 @@ class CommandRegistry:
             Breaker(key, settings, self.clock, self._on_transition),
             RollingCounts(list(Event), settings.window_s, settings.window_buckets, self.clock),
             RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock),
+            self.clock,
         )

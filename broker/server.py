@@ -15,6 +15,7 @@ from typing import Any, Callable
 import zmq
 
 from broker.breaker import HEALTH_EVENTS, Admission, Breaker, BreakerState
+from broker.batching import Batcher, OpenBatch, unique_payloads
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
 from broker.control import handle_control
@@ -44,6 +45,7 @@ class Broker:
         self.clock = clock
         self.pools: dict[str, Pool] = {}
         self.calls = CallTable()
+        self.batcher = Batcher(clock)
         self.workers: dict[bytes, WorkerRecord] = {}
         self.commands = CommandRegistry(config, self._on_breaker_transition, clock)
         #: settings changed at runtime (``seawall config set``), dotted key -> value
@@ -97,6 +99,8 @@ class Broker:
                 raise
             for sock, _ in ready:
                 self._receive(sock, handlers[sock])
+            for open_batch in self.batcher.due():
+                self._submit_batch(open_batch)
             now_s = self.clock()
             self._expire(now_s)
             if now_s >= self._next_liveness_check_s:
@@ -109,9 +113,9 @@ class Broker:
 
     def _poll_timeout_ms(self) -> int:
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s)
-        deadline_s = self.calls.next_deadline_s()
-        if deadline_s is not None and deadline_s < wake_s:
-            wake_s = deadline_s
+        for soonest_s in (self.calls.next_deadline_s(), self.batcher.next_close_s()):
+            if soonest_s is not None and soonest_s < wake_s:
+                wake_s = soonest_s
         return max(0, int((wake_s - self.clock()) * 1000) + 1)
 
     def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
@@ -126,12 +130,20 @@ class Broker:
 
     def _on_front(self, frames: list[bytes]) -> None:
         caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front")
-        if type(message) is not protocol.Request:
-            if type(message) is protocol.Report:
-                self._on_report(message)
-            elif message is not None:
-                log.warning("unexpected_message_dropped", source="front", kind=type(message).__name__)
-            return
+        kind = type(message)
+        if kind is protocol.Request:
+            self._on_request(caller, message)
+        elif kind is protocol.Collapsible:
+            self._on_collapsible(caller, message)
+        elif kind is protocol.BatchRequest:
+            self._on_request(caller, message, batch=True)
+        elif kind is protocol.Report:
+            self._on_report(message)
+        elif message is not None:
+            log.warning("unexpected_message_dropped", source="front", kind=kind.__name__)
+
+    def _admit(self, caller: bytes, message: Any) -> tuple[Call, Pool] | None:
+        """The breaker and pool checks every call passes; None if it was answered here."""
         self.requests_received += 1
         now_s = self.clock()
         deadline_s = now_s + message.timeout_ms / 1000
@@ -141,7 +153,7 @@ class Broker:
             record.record(Event.SHORT_CIRCUITED, 0.0)
             self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
                 "ShortCircuited", f"the breaker of {message.command} is {record.breaker.effective_state()}"))
-            return
+            return None
         trial = record.breaker.trial_token if admission is Admission.TRIAL else 0
         pool = self._pool_for_request(message.dependency)
         if pool is None:
@@ -149,13 +161,45 @@ class Broker:
             self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "NoSuchPool", f"no pool {message.dependency!r}: no worker has registered for it "
                 f"and [pools.{message.dependency}] is not configured"))
-            return
+            return None
         call = Call(self.calls.new_id(), caller, message.call_id, message.command, pool.name,
                     deadline_s, message.payload, now_s, record, trial)
+        return call, pool
+
+    def _on_request(self, caller: bytes, message: protocol.Request | protocol.BatchRequest,
+                    batch: bool = False) -> None:
+        admitted = self._admit(caller, message)
+        if admitted is not None:
+            call, pool = admitted
+            call.batch = batch
+            self._submit(call, pool)
+
+    def _on_collapsible(self, caller: bytes, message: protocol.Collapsible) -> None:
+        """Hold a collapsible call in the batching stage; send its batch if it is full."""
+        admitted = self._admit(caller, message)
+        if admitted is not None:
+            full = self.batcher.add(admitted[0], message.shard, message.window_ms / 1000, message.max_batch)
+            if full is not None:
+                self._submit_batch(full)
+
+    def _submit_batch(self, open_batch: OpenBatch) -> None:
+        """One call for the whole batch: the earliest deadline, identical arguments once."""
+        members = open_batch.members
+        payloads, indexes = unique_payloads(members)
+        first = members[0]
+        call = Call(self.calls.new_id(), b"", 0, first.command, first.pool,
+                    min(member.deadline_s for member in members), protocol.pack_batch(payloads),
+                    min(member.received_s for member in members), first.record,
+                    batch=True, members=members, member_indexes=indexes)
+        first.record.record_batch(len(members))
+        self._submit(call, self.pools[first.pool])
+
+    def _submit(self, call: Call, pool: Pool) -> None:
+        """To a free slot, else to the queue, else rejected at once."""
         worker = pool.take_slot()
         if worker is not None:
             self.calls.add(call)
-            self._dispatch(call, worker, now_s)
+            self._dispatch(call, worker, self.clock())
         elif pool.has_queue_room():
             self.calls.add(call)
             pool.queue.append(call)
@@ -197,6 +241,9 @@ class Broker:
 
     def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
         """The one way a call that reached a pool is answered: counted, then replied."""
+        if call.members is not None:
+            self._answer_members(call, outcome, execution_ms, payload)
+            return
         call.answered = True
         self.pools[call.pool].events.add(outcome)
         latency_ms = execution_ms if call.worker is not None and execution_ms else \
@@ -204,11 +251,29 @@ class Broker:
         call.record.record(outcome, latency_ms, call.trial)
         self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
 
+    def _answer_members(self, batch: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
+        """Each call of a batch gets its own result; a whole-batch failure fails each."""
+        batch.answered = True
+        results = None
+        if outcome is Event.SUCCESS:
+            try:
+                results = protocol.unpack_batch_results(payload)
+                if len(results) <= max(batch.member_indexes):
+                    raise protocol.ProtocolError(f"{len(results)} results for {max(batch.member_indexes) + 1} calls")
+            except protocol.ProtocolError as exc:
+                results = None
+                outcome, payload = Event.FAILURE, protocol.encode_error("BadBatchResult", str(exc))
+        for member, index in zip(batch.members, batch.member_indexes):
+            member_outcome, member_payload = results[index] if results is not None else (outcome, payload)
+            member.record.counts.add(Event.COLLAPSED)
+            self._answer(member, member_outcome, execution_ms, member_payload)
+
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
         call.worker = worker.identity
         worker.held.add(call.call_id)
         remaining_ms = max(1, int((call.deadline_s - now_s) * 1000))
-        self.back.send_multipart([worker.identity, *protocol.call(call.call_id, call.command, remaining_ms, call.payload)])
+        encode = protocol.batch if call.batch else protocol.call
+        self.back.send_multipart([worker.identity, *encode(call.call_id, call.command, remaining_ms, call.payload)])
 
     def _dispatch_queued(self, pool: Pool, now_s: float) -> None:
         """Hand queued calls to free slots; a call past its deadline is answered, not run."""

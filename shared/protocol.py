@@ -59,6 +59,9 @@ class Kind(enum.IntEnum):
     CHAOS = 15  # broker -> worker: faults to inject (seawall chaos)
     REPORT = 16  # caller -> broker: outcomes it saw that the broker did not (batched)
     STATS = 17  # worker -> broker: its heartbeat, with its resident memory
+    COLLAPSIBLE = 18  # caller -> broker: a call the broker may collapse with others (global scope)
+    BATCH_REQUEST = 19  # caller -> broker: calls a front already collapsed (request scope)
+    BATCH = 20  # broker -> worker: run these calls with run_batch()
 
 
 class ProtocolError(ValueError):
@@ -78,6 +81,32 @@ class Reply(NamedTuple):
     outcome: Event
     execution_ms: float
     payload: bytes
+
+
+class Collapsible(NamedTuple):
+    call_id: int
+    command: str
+    dependency: str
+    timeout_ms: int
+    shard: str  # calls of different shards never share a batch
+    window_ms: float
+    max_batch: int
+    payload: bytes
+
+
+class BatchRequest(NamedTuple):
+    call_id: int
+    command: str
+    dependency: str
+    timeout_ms: int
+    payload: bytes  # pack_batch() of the calls' argument payloads
+
+
+class Batch(NamedTuple):
+    call_id: int
+    command: str
+    timeout_ms: int
+    payload: bytes  # pack_batch() of the calls' argument payloads
 
 
 class Ready(NamedTuple):
@@ -146,7 +175,12 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report | Stats)
+           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch)
+
+#: Most calls in one batch.
+MAX_BATCH = 10_000
+#: Longest collapsing window a caller may ask for.
+MAX_WINDOW_MS = 10_000.0
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -204,6 +238,49 @@ def request(call_id: int, command: str, dependency: str, timeout_ms: int, payloa
 
 def reply(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> list[bytes]:
     return _frames([Kind.REPLY, call_id, outcome.value, execution_ms], payload)
+
+
+def collapsible(call_id: int, command: str, dependency: str, timeout_ms: int, shard: str, window_ms: float,
+                max_batch: int, payload: bytes) -> list[bytes]:
+    return _frames([Kind.COLLAPSIBLE, call_id, command, dependency, timeout_ms, shard, window_ms, max_batch],
+                   payload)
+
+
+def batch_request(call_id: int, command: str, dependency: str, timeout_ms: int, payload: bytes) -> list[bytes]:
+    return _frames([Kind.BATCH_REQUEST, call_id, command, dependency, timeout_ms], payload)
+
+
+def batch(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[bytes]:
+    return _frames([Kind.BATCH, call_id, command, timeout_ms], payload)
+
+
+def pack_batch(payloads: list[bytes]) -> bytes:
+    """One payload holding many calls' (or results') payloads, each left encoded."""
+    return msgpack.packb(payloads, use_bin_type=True)
+
+
+def unpack_batch(payload: bytes) -> list[bytes]:
+    items = decode_value(payload)
+    if not isinstance(items, list) or len(items) > MAX_BATCH or not all(type(item) is bytes for item in items):
+        raise ProtocolError(f"a batch must be a list of at most {MAX_BATCH} encoded payloads")
+    return items
+
+
+def pack_batch_results(results: list[tuple[Event, bytes]]) -> bytes:
+    return msgpack.packb([[outcome.value, payload] for outcome, payload in results], use_bin_type=True)
+
+
+def unpack_batch_results(payload: bytes) -> list[tuple[Event, bytes]]:
+    """Per call of a batch: (SUCCESS, value payload) or (FAILURE / BAD_REQUEST, error payload)."""
+    items = decode_value(payload)
+    if not isinstance(items, list) or len(items) > MAX_BATCH:
+        raise ProtocolError(f"batch results must be a list of at most {MAX_BATCH} entries")
+    results = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not str or type(item[1]) is not bytes:
+            raise ProtocolError(f"a batch result must be [outcome, payload], got {item!r:.50}")
+        results.append((_outcome(item[0], WORKER_OUTCOMES), item[1]))
+    return results
 
 
 def ready(dependency: str, slots: int, pid: int, commands: dict[str, dict[str, Any]]) -> list[bytes]:
@@ -350,6 +427,47 @@ def _decode_request(kind: Kind, fields: list[Any], payload: bytes | None) -> Req
         _name("command", fields[1]),
         _name("dependency", fields[2]),
         _int("timeout_ms", fields[3], 1, MAX_TIMEOUT_MS),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_collapsible(kind: Kind, fields: list[Any], payload: bytes | None) -> Collapsible:
+    _expect_fields(fields, ("call_id", "command", "dependency", "timeout_ms", "shard", "window_ms", "max_batch"))
+    shard = fields[4]
+    if type(shard) is not str or len(shard) > MAX_NAME_CHARS:
+        raise ProtocolError(f"shard must be a string of at most {MAX_NAME_CHARS} characters, got {shard!r:.50}")
+    window_ms = fields[5]
+    if type(window_ms) not in (int, float) or not 0 <= window_ms <= MAX_WINDOW_MS:
+        raise ProtocolError(f"window_ms must be a number in [0, {MAX_WINDOW_MS:g}], got {window_ms!r:.50}")
+    return Collapsible(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _name("command", fields[1]),
+        _name("dependency", fields[2]),
+        _int("timeout_ms", fields[3], 1, MAX_TIMEOUT_MS),
+        shard,
+        float(window_ms),
+        _int("max_batch", fields[6], 1, MAX_BATCH),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_batch_request(kind: Kind, fields: list[Any], payload: bytes | None) -> BatchRequest:
+    _expect_fields(fields, ("call_id", "command", "dependency", "timeout_ms"))
+    return BatchRequest(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _name("command", fields[1]),
+        _name("dependency", fields[2]),
+        _int("timeout_ms", fields[3], 1, MAX_TIMEOUT_MS),
+        _payload(payload, required=True),
+    )
+
+
+def _decode_batch(kind: Kind, fields: list[Any], payload: bytes | None) -> Batch:
+    _expect_fields(fields, ("call_id", "command", "timeout_ms"))
+    return Batch(
+        _int("call_id", fields[0], 0, MAX_CALL_ID),
+        _name("command", fields[1]),
+        _int("timeout_ms", fields[2], 0, MAX_TIMEOUT_MS),
         _payload(payload, required=True),
     )
 
@@ -502,4 +620,7 @@ _DECODERS = {
     Kind.CHAOS: _decode_chaos,
     Kind.REPORT: _decode_report,
     Kind.STATS: _decode_stats,
+    Kind.COLLAPSIBLE: _decode_collapsible,
+    Kind.BATCH_REQUEST: _decode_batch_request,
+    Kind.BATCH: _decode_batch,
 }

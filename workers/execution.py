@@ -52,6 +52,51 @@ def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency
     return _success(started_s, call.command, value)
 
 
+def run_batch_call(commands: dict[str, type[Command]], batch: protocol.Batch, dependency: str,
+                   before_run: Callable[[], None] = lambda: None) -> Outcome:
+    """Run a batch with ``run_batch``: SUCCESS carries one result per call (each its own
+    SUCCESS, FAILURE or BAD_REQUEST); an exception from run_batch fails the whole batch."""
+    started_s = time.perf_counter()
+    command_class = commands.get(batch.command)
+    if command_class is None or command_class.collapse is None:
+        return _error(started_s, Event.FAILURE, "UnknownCommand",
+                      f"pool {dependency!r} runs no collapsing command {batch.command!r}")
+    try:
+        calls = [command_class.from_wire(protocol.decode_value(payload), payload)
+                 for payload in protocol.unpack_batch(batch.payload)]
+    except (protocol.ProtocolError, TypeError) as exc:
+        return _error(started_s, Event.FAILURE, "BadArguments", str(exc))
+    timer = gevent.Timeout.start_new(batch.timeout_ms / 1000)
+    try:
+        before_run()
+        results = command_class.run_batch(calls)
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
+        return _error(started_s, Event.TIMEOUT, "Timeout",
+                      f"{batch.command}.run_batch was interrupted at its deadline ({batch.timeout_ms} ms)")
+    except BadRequest as exc:
+        return _error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))
+    except Exception as exc:
+        return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
+    finally:
+        timer.close()
+    if not isinstance(results, (list, tuple)) or len(results) != len(calls):
+        count = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
+        return _error(started_s, Event.FAILURE, "WrongResultCount",
+                      f"{batch.command}.run_batch returned {count} results for {len(calls)} calls")
+    items = [_batch_item(batch.command, result) for result in results]
+    return Event.SUCCESS, _elapsed_ms(started_s), protocol.pack_batch_results(items)
+
+
+def _batch_item(command_key: str, result: Any) -> tuple[Event, bytes]:
+    if isinstance(result, BaseException):
+        outcome = Event.BAD_REQUEST if isinstance(result, BadRequest) else Event.FAILURE
+        return outcome, protocol.encode_error(type(result).__name__, str(result)[:4000])
+    outcome, _, payload = _success(0.0, command_key, result)
+    return outcome, payload
+
+
 def _success(started_s: float, command_key: str, value: Any) -> Outcome:
     try:
         payload = protocol.encode_value(value)

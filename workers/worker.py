@@ -27,7 +27,7 @@ from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
 from shared.transport import make_socket
 from workers.chaos import Chaos, ChaosSettings
-from workers.execution import run_call
+from workers.execution import run_batch_call, run_call
 from workers.exit_codes import EXIT_RECYCLED, EXIT_STOPPED
 from workers.watchdog import Watchdog
 
@@ -130,7 +130,7 @@ class Worker:
         if message is None:
             return
         self._broker_seen_s = self.clock()
-        if type(message) is protocol.Call:
+        if type(message) is protocol.Call or type(message) is protocol.Batch:
             self._start_call(message)
         elif type(message) is protocol.Signal:
             self._on_signal(message.kind)
@@ -161,7 +161,7 @@ class Worker:
         log.warning("chaos_settings", dependency=self.dependency, **message.settings) if message.settings \
             else log.info("chaos_cleared", dependency=self.dependency)
 
-    def _start_call(self, call: protocol.Call) -> None:
+    def _start_call(self, call: protocol.Call | protocol.Batch) -> None:
         if len(self._running) >= self.slots:
             self._socket.send(protocol.result(call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
                 "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)")))
@@ -169,10 +169,11 @@ class Worker:
         self._idle.clear()
         self._running[call.call_id] = gevent.spawn(self._run_call, call)
 
-    def _run_call(self, call: protocol.Call) -> None:
+    def _run_call(self, call: protocol.Call | protocol.Batch) -> None:
         self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)
+        run = run_batch_call if type(call) is protocol.Batch else run_call
         try:
-            outcome, execution_ms, payload = run_call(self.commands, call, self.dependency, self.chaos.inject)
+            outcome, execution_ms, payload = run(self.commands, call, self.dependency, self.chaos.inject)
             if LOG_EACH_CALL:
                 log.debug("call_finished", command=call.command, dependency=self.dependency,
                           outcome=outcome, latency_ms=execution_ms)

@@ -37,6 +37,8 @@ class CallRecord:
     #: one entry per answer: VALUE, FALLBACK, a failure name (TIMEOUT, ...) or "unexpected: TYPE"
     answers: list[str] = field(default_factory=list)
     finished_s: float | None = None
+    #: for a CommandError: the remote (or local) cause's type name, e.g. ChaosError, WorkerBusy
+    cause: str | None = None
     #: a value that is not this call's own id: the answer of another call
     misrouted: bool = False
 
@@ -61,6 +63,8 @@ class RecordingClient(Client):
         super().__init__(config)
         self.sent_s: dict[int, float] = {}
         self.replies: Counter[int] = Counter()
+        #: when the first reply to each wire id arrived
+        self.replied_s: dict[int, float] = {}
         self._call_ids = self._recorded_ids()
 
     def _recorded_ids(self) -> Iterator[int]:
@@ -75,6 +79,7 @@ class RecordingClient(Client):
             message = None
         if type(message) is protocol.Reply:
             self.replies[message.call_id] += 1
+            self.replied_s.setdefault(message.call_id, time.monotonic())
         super()._on_message(frames)
 
     def unanswered(self, sent_between: tuple[float, float] | None = None) -> list[int]:
@@ -135,6 +140,7 @@ class Load:
         try:
             value = command.execute(client=self.client)
         except CommandError as error:
+            record.cause = error.cause.type_name if error.cause else type(error).__name__
             self._answer(record, error.failure.value)
         except Exception as exc:  # noqa: BLE001 - anything else is a bug the suite must report
             self._answer(record, f"unexpected: {type(exc).__name__}: {exc}")

@@ -1,0 +1,71 @@
+"""Request-scoped collapsing: calls of one request context become one batch.
+
+Calls of a ``collapse = "request"`` command made within ``collapse_window_ms`` of the
+first, in the same request context and shard, are sent to the broker as one batch, which
+one worker runs with ``run_batch``; each caller gets its own result. (``"global"``
+collapsing happens in the broker's batching stage, across every front.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Hashable
+
+import gevent
+from gevent.event import AsyncResult
+
+from api.command import Command
+
+if TYPE_CHECKING:
+    from api.client import Client
+
+
+@dataclass(frozen=True)
+class BatchMember:
+    command: Command
+    waiter: AsyncResult  # set to the protocol.Reply for this call
+    deadline_s: float
+
+
+def shard_of(command: Command) -> str:
+    """The batch shard of a call, as the wire carries it."""
+    shard = command.shard()
+    return "" if shard is None else str(shard)[:200]
+
+
+class RequestBatcher:
+    """Open batches of one request context, by (command class, shard)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[type, Hashable], list[BatchMember]] = {}
+
+    def add(self, client: Client, command: Command, timeout_s: float, window_s: float,
+            max_batch: int) -> AsyncResult:
+        key = (type(command), shard_of(command))
+        members = self._open.get(key)
+        if members is None:
+            members = self._open[key] = []
+            gevent.spawn_later(window_s, self._flush, client, key, members)
+        waiter = AsyncResult()
+        members.append(BatchMember(command, waiter, time.monotonic() + timeout_s))
+        if len(members) >= max_batch:
+            gevent.spawn(self._flush, client, key, members)
+        return waiter
+
+    def _flush(self, client: Client, key: tuple[type, Hashable], members: list[BatchMember]) -> None:
+        if self._open.get(key) is members:  # not sent already because it filled up
+            del self._open[key]
+            client.send_batch(members)  # blocks this greenlet until the reply
+
+
+def batch_results(members: list[BatchMember], indexes: list[int], reply: Any, results: list[Any] | None) -> None:
+    """Hand each member its own reply: its result from ``results``, or the batch's failure."""
+    from shared.protocol import Reply
+
+    for member, index in zip(members, indexes):
+        if results is None:
+            member.waiter.set(reply)
+        else:
+            outcome, payload = results[index]
+            member.waiter.set(Reply(reply.call_id, outcome, reply.execution_ms, payload))

@@ -1,0 +1,84 @@
+"""The batching stage: collapsible calls wait here until their window closes or the
+batch is full, then go to one worker slot as one batch.
+
+Pure bookkeeping with an injected clock. Calls are grouped by (command, shard); identical
+arguments in one batch are sent once (see :func:`unique_payloads`). The number of open
+batches is bounded: past ``max_open_batches`` a call is not held, it leaves as a batch of
+one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from broker.calls import Call
+
+#: Most batches held open at once (keys come from callers' commands and shards).
+MAX_OPEN_BATCHES = 10_000
+
+
+@dataclass(eq=False)
+class OpenBatch:
+    command: str
+    shard: str
+    closes_s: float
+    max_batch: int
+    members: list[Call] = field(default_factory=list)
+
+
+class Batcher:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_open_batches: int = MAX_OPEN_BATCHES) -> None:
+        self._clock = clock
+        self._max_open_batches = max_open_batches
+        self._open: dict[tuple[str, str], OpenBatch] = {}
+        self._closing: list[tuple[float, int, OpenBatch]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, call: Call, shard: str, window_s: float, max_batch: int) -> OpenBatch | None:
+        """Hold ``call``; the batch if this call filled it (it must go now), else None."""
+        key = (call.command, shard)
+        batch = self._open.get(key)
+        if batch is None:
+            batch = OpenBatch(call.command, shard, self._clock() + window_s, max_batch)
+            if len(self._open) >= self._max_open_batches:
+                batch.members.append(call)
+                return batch  # no room to hold it: a batch of one
+            self._open[key] = batch
+            heapq.heappush(self._closing, (batch.closes_s, next(self._order), batch))
+        batch.members.append(call)
+        if len(batch.members) >= batch.max_batch:
+            del self._open[key]
+            return batch
+        return None
+
+    def next_close_s(self) -> float | None:
+        closing = self._closing
+        while closing and self._open.get((closing[0][2].command, closing[0][2].shard)) is not closing[0][2]:
+            heapq.heappop(closing)  # left already, full
+        return closing[0][0] if closing else None
+
+    def due(self) -> list[OpenBatch]:
+        """Batches whose window has closed, removed from the stage."""
+        now_s = self._clock()
+        ready = []
+        while self._closing and self._closing[0][0] <= now_s:
+            _, _, batch = heapq.heappop(self._closing)
+            key = (batch.command, batch.shard)
+            if self._open.get(key) is batch:
+                del self._open[key]
+                ready.append(batch)
+        return ready
+
+
+def unique_payloads(members: list[Call]) -> tuple[list[bytes], list[int]]:
+    """(distinct argument payloads, index of each member's payload among them)."""
+    index_by_payload: dict[bytes, int] = {}
+    indexes = [index_by_payload.setdefault(member.payload, len(index_by_payload)) for member in members]
+    return list(index_by_payload), indexes
