@@ -24,7 +24,7 @@ from shared import protocol
 from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, ensure_run_dir, with_overrides
 from shared.events import Event
 from shared.logging import get_logger
-from shared.transport import bind, make_socket
+from shared.transport import bind, make_socket, send_frames
 
 log = get_logger("broker")
 
@@ -109,7 +109,7 @@ class Broker:
                 self._publish_snapshot(now_s)
             if now_s >= self._next_front_beat_s:
                 self._next_front_beat_s = now_s + FRONT_BEAT_S
-                self.events.send_multipart(protocol.STATE_HEARTBEAT)
+                send_frames(self.events, protocol.STATE_HEARTBEAT)
 
     def _poll_timeout_ms(self) -> int:
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s)
@@ -237,7 +237,7 @@ class Broker:
 
     def _answer_caller(self, caller: bytes, caller_call_id: int, outcome: Event,
                        execution_ms: float, payload: bytes) -> None:
-        self.front.send_multipart([caller, *protocol.reply(caller_call_id, outcome, execution_ms, payload)])
+        send_frames(self.front, [caller, *protocol.reply(caller_call_id, outcome, execution_ms, payload)])
 
     def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
         """The one way a call that reached a pool is answered: counted, then replied."""
@@ -273,7 +273,7 @@ class Broker:
         worker.held.add(call.call_id)
         remaining_ms = max(1, int((call.deadline_s - now_s) * 1000))
         encode = protocol.batch if call.batch else protocol.call
-        self.back.send_multipart([worker.identity, *encode(call.call_id, call.command, remaining_ms, call.payload)])
+        send_frames(self.back, [worker.identity, *encode(call.call_id, call.command, remaining_ms, call.payload)])
 
     def _dispatch_queued(self, pool: Pool, now_s: float) -> None:
         """Hand queued calls to free slots; a call past its deadline is answered, not run."""
@@ -316,7 +316,7 @@ class Broker:
             return
         if worker is None:
             # A worker from before a broker restart, or one we declared lost: re-register.
-            self.back.send_multipart([identity, *protocol.signal(protocol.Kind.RESET)])
+            send_frames(self.back, [identity, *protocol.signal(protocol.Kind.RESET)])
             return
         worker.last_seen_s = now_s
         if kind is protocol.Result:
@@ -340,7 +340,7 @@ class Broker:
         log.info("worker_joined", dependency=pool.name, worker_pid=ready.pid, slots=ready.slots,
                  pool_workers=len(pool.workers), pool_slots=pool.slots)
         if pool.chaos:
-            self.back.send_multipart([identity, *protocol.chaos(pool.chaos)])
+            send_frames(self.back, [identity, *protocol.chaos(pool.chaos)])
         self._dispatch_queued(pool, now_s)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
@@ -364,7 +364,7 @@ class Broker:
             return
         if kind is protocol.Kind.DRAINING:
             self.pools[worker.pool].drain_worker(worker)
-            self.back.send_multipart([worker.identity, *protocol.signal(protocol.Kind.DRAIN_ACK)])
+            send_frames(self.back, [worker.identity, *protocol.signal(protocol.Kind.DRAIN_ACK)])
             log.info("worker_draining", dependency=worker.pool, worker_pid=worker.pid, holding=worker.busy)
         elif kind is protocol.Kind.GOODBYE:
             self._remove_worker(worker.identity, "said goodbye")
@@ -401,7 +401,7 @@ class Broker:
             if worker.last_seen_s < silent_after_s:
                 self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
             elif beat:
-                self.back.send_multipart([identity, *protocol.HEARTBEAT])
+                send_frames(self.back, [identity, *protocol.HEARTBEAT])
 
     # -- breakers and runtime settings, published to fronts ----------------------------
 
@@ -411,7 +411,7 @@ class Broker:
         self._publish_breaker(breaker)
 
     def _publish_breaker(self, breaker: Breaker) -> None:
-        self.events.send_multipart(protocol.breaker_change(breaker.key, *_published_state(breaker)))
+        send_frames(self.events, protocol.breaker_change(breaker.key, *_published_state(breaker)))
 
     def _publish_snapshot(self, now_s: float) -> None:
         self._next_snapshot_s = now_s + SNAPSHOT_INTERVAL_S
@@ -420,7 +420,7 @@ class Broker:
         for key, record in self.commands.items():
             if record.breaker.effective_state() is not BreakerState.CLOSED:
                 breakers[key] = _published_state(record.breaker)
-        self.events.send_multipart(protocol.snapshot(breakers, self.overrides))
+        send_frames(self.events, protocol.snapshot(breakers, self.overrides))
 
     def set_setting(self, dotted_key: str, value: Any) -> Any:
         """Change a setting while running; in force here at once, on fronts within a second."""
@@ -448,7 +448,7 @@ class Broker:
             raise KeyError(f"no pool {pool_name!r} (pools: {', '.join(sorted(self.pools)) or 'none'})")
         pool.chaos = {**pool.chaos, **settings} if settings else {}
         for identity in pool.workers:
-            self.back.send_multipart([identity, *protocol.chaos(pool.chaos)])
+            send_frames(self.back, [identity, *protocol.chaos(pool.chaos)])
         log.warning("chaos_set", dependency=pool_name, **pool.chaos) if pool.chaos \
             else log.info("chaos_cleared", dependency=pool_name)
 
@@ -458,7 +458,7 @@ class Broker:
         if pool is None or not pool.workers:
             raise KeyError(f"pool {pool_name!r} has no workers to kill")
         worker = max(pool.workers.values(), key=lambda w: (not w.draining, w.busy))
-        self.back.send_multipart([worker.identity, *protocol.chaos({}, kill=True)])
+        send_frames(self.back, [worker.identity, *protocol.chaos({}, kill=True)])
         log.warning("chaos_kill", dependency=pool_name, worker_pid=worker.pid, holding=worker.busy)
         return worker.pid
 
@@ -473,7 +473,7 @@ class Broker:
             answer = (False, {"error": "expected a CONTROL message"})
         else:
             answer = handle_control(self, message)
-        self.control.send_multipart([*envelope, *protocol.control_reply(*answer)])
+        send_frames(self.control, [*envelope, *protocol.control_reply(*answer)])
 
     def status(self) -> dict[str, Any]:
         now_s = self.clock()

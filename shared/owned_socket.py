@@ -15,7 +15,7 @@ import gevent
 import gevent.event
 import zmq
 
-from shared.transport import is_closed_error
+from shared.transport import is_closed_error, send_frames
 
 Frames = list[bytes]
 
@@ -79,32 +79,20 @@ class OwnedSocket:
     def _pump(self) -> None:
         """Send what is queued and receive what is ready, until neither is left.
 
-        ZeroMQ's FD is edge-triggered: after any send or receive the socket's events
-        must be read again, or a ready message could wait for the next wake-up.
+        Readiness comes from EVENTS, read after every send or receive (the FD is
+        edge-triggered), never from a zmq.Again exception.
         """
         sock = self._sock
+        received = 0
         while not self._closed:
-            events = sock.getsockopt(zmq.EVENTS)
-            progressed = False
-            if self._outbox:
-                # Not gated on POLLOUT: a DEALER still connecting reports no POLLOUT yet
-                # queues the message all the same.
-                progressed = self._flush()
-            if events & zmq.POLLIN:
-                if self._receive() == RECEIVE_BATCH:
+            sent = self._flush() if self._outbox else False
+            if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._on_message(sock.recv_multipart(zmq.NOBLOCK))
+                received += 1
+                if received % RECEIVE_BATCH == 0:
                     gevent.sleep(0)  # a flood: let the callers we woke run first
-                progressed = True
-            if not progressed:
+            elif not (sent and self._outbox):
                 return
-
-    def _receive(self) -> int:
-        for received in range(RECEIVE_BATCH):
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return received
-            self._on_message(frames)
-        return RECEIVE_BATCH
 
     def _flush(self) -> bool:
         """Send queued messages; False if none could go (the FD wakes us when one can)."""
@@ -113,7 +101,7 @@ class OwnedSocket:
         sent = False
         while outbox:
             try:
-                sock.send_multipart(outbox[0], zmq.NOBLOCK)
+                send_frames(sock, outbox[0], zmq.NOBLOCK)
             except zmq.Again:
                 return sent
             outbox.popleft()

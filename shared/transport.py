@@ -71,3 +71,16 @@ def bind(sock: zmq.Socket, address: str) -> None:
 def is_closed_error(exc: zmq.ZMQError) -> bool:
     """True for the errors that mean 'shutting down', not 'something is wrong'."""
     return exc.errno in (zmq.ETERM, zmq.ENOTSOCK) or isinstance(exc, zmq.ContextTerminated)
+
+
+_SNDMORE = int(zmq.SNDMORE)
+
+
+def send_frames(sock: zmq.Socket, frames: list[bytes], flags: int = 0) -> None:
+    """``sock.send_multipart(frames, flags)`` without its per-frame IntFlag arithmetic."""
+    flags = int(flags)
+    more = _SNDMORE | flags
+    send = sock.send
+    for frame in frames[:-1]:
+        send(frame, more)
+    send(frames[-1], flags)

@@ -17,6 +17,7 @@ from typing import Callable
 
 import gevent
 import gevent.event
+import gevent.queue
 import zmq
 
 from api.command import Command
@@ -55,7 +56,8 @@ class Worker:
         self.slots = slots
         self.clock = clock
         self.heartbeat_s: float = config.broker_setting("heartbeat_s")
-        self._running: dict[int, gevent.Greenlet] = {}
+        self._running: set[int] = set()
+        self._calls: gevent.queue.SimpleQueue = gevent.queue.SimpleQueue()
         self._broker_seen_s = clock()
         self._draining = False
         self._drain_acked = gevent.event.Event()
@@ -76,6 +78,8 @@ class Worker:
         sock.connect(self.config.endpoints["back"])
         self._socket = OwnedSocket(sock, self._on_message, "back")
         self._socket.start()
+        for _ in range(self.slots):
+            gevent.spawn(self._slot)
         self.watchdog.start()
         self._register()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -167,7 +171,13 @@ class Worker:
                 "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)")))
             return
         self._idle.clear()
-        self._running[call.call_id] = gevent.spawn(self._run_call, call)
+        self._running.add(call.call_id)
+        self._calls.put(call)
+
+    def _slot(self) -> None:
+        """One slot: a long-lived greenlet, so no spawn and no fresh stack per call."""
+        while True:
+            self._run_call(self._calls.get())
 
     def _run_call(self, call: protocol.Call | protocol.Batch) -> None:
         self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)
@@ -180,7 +190,7 @@ class Worker:
             self._socket.send(protocol.result(call.call_id, outcome, execution_ms, payload))
         finally:
             self.watchdog.done(call.call_id)
-            del self._running[call.call_id]
+            self._running.discard(call.call_id)
             if not self._running:
                 self._idle.set()
         self.calls_served += 1
