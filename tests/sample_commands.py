@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -86,3 +87,54 @@ class Flaky(Command):
 
     def fallback(self) -> str:
         return "fallback"
+
+
+def _record_batch(marker_dir: str, calls: list) -> None:
+    """Write the ids of one batch to a file in ``marker_dir``, so tests can see batches."""
+    if marker_dir:
+        path = os.path.join(marker_dir, f"batch-{time.time_ns()}-{os.getpid()}.json")
+        with open(path, "w") as batch_file:
+            json.dump([call.item_id for call in calls], batch_file)
+
+
+class GetItem(Command):
+    """Collapses globally: a burst of calls becomes one run_batch in a worker."""
+
+    dependency = "sample"
+    collapse = "global"
+    item_id: int
+    marker_dir: str = ""
+
+    @classmethod
+    def run_batch(cls, calls: list) -> list:
+        _record_batch(calls[0].marker_dir, calls)
+        return [ValueError(f"no item {call.item_id}") if call.item_id < 0 else {"id": call.item_id}
+                for call in calls]
+
+    def fallback(self) -> str:
+        return "fallback"
+
+
+class GetItemByParity(GetItem):
+    def shard(self) -> int:
+        return self.item_id % 2
+
+
+class GetItemInRequest(GetItem):
+    collapse = "request"
+
+
+class GetItemWrongCount(GetItem):
+    @classmethod
+    def run_batch(cls, calls: list) -> list:
+        return [{"id": call.item_id} for call in calls][:-1]
+
+    fallback = Command.fallback
+
+
+class GetItemBatchFails(GetItem):
+    @classmethod
+    def run_batch(cls, calls: list) -> list:
+        raise RuntimeError(f"batch of {len(calls)} failed")
+
+    fallback = Command.fallback

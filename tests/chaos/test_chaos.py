@@ -17,16 +17,6 @@ from chaos.scenarios import FAULTY, HEALTHY, POOL_SIZE, RECOVERY_LIMIT_S, TIMEOU
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    cluster = scenarios.build_cluster(tmp_path / "cluster")
-    try:
-        cluster.start_supervisord()
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def _calls(records, limit=10):
     return [f"#{r.call_id} {r.pool} {r.answers or 'no answer'} cause={r.cause} "
             f"waited={'-' if r.waited_s is None else f'{r.waited_s * 1000:.0f} ms'} "
