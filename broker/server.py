@@ -449,8 +449,10 @@ class Broker:
         pool.chaos = {**pool.chaos, **settings} if settings else {}
         for identity in pool.workers:
             send_frames(self.back, [identity, *protocol.chaos(pool.chaos)])
-        log.warning("chaos_set", dependency=pool_name, **pool.chaos) if pool.chaos \
-            else log.info("chaos_cleared", dependency=pool_name)
+        if pool.chaos:
+            log.warning("chaos_set", dependency=pool_name, **pool.chaos)
+        else:
+            log.info("chaos_cleared", dependency=pool_name)
 
     def kill_worker(self, pool_name: str) -> int:
         """Tell one worker of the pool (a busy one if any) to die as kill -9 would; its pid."""

@@ -162,8 +162,10 @@ class Worker:
         except ValueError as exc:
             log.warning("chaos_refused", error=str(exc))
             return
-        log.warning("chaos_settings", dependency=self.dependency, **message.settings) if message.settings \
-            else log.info("chaos_cleared", dependency=self.dependency)
+        if message.settings:
+            log.warning("chaos_settings", dependency=self.dependency, **message.settings)
+        else:
+            log.info("chaos_cleared", dependency=self.dependency)
 
     def _start_call(self, call: protocol.Call | protocol.Batch) -> None:
         if len(self._running) >= self.slots:
