@@ -452,14 +452,7 @@ def _decode_collapsible(kind: Kind, fields: list[Any], payload: bytes | None) ->
 
 
 def _decode_batch_request(kind: Kind, fields: list[Any], payload: bytes | None) -> BatchRequest:
-    _expect_fields(fields, ("call_id", "command", "dependency", "timeout_ms"))
-    return BatchRequest(
-        _int("call_id", fields[0], 0, MAX_CALL_ID),
-        _name("command", fields[1]),
-        _name("dependency", fields[2]),
-        _int("timeout_ms", fields[3], 1, MAX_TIMEOUT_MS),
-        _payload(payload, required=True),
-    )
+    return BatchRequest(*_decode_request(kind, fields, payload))
 
 
 def _decode_batch(kind: Kind, fields: list[Any], payload: bytes | None) -> Batch:

@@ -20,6 +20,33 @@ from shared.events import Event
 Outcome = tuple[Event, float, bytes]
 
 
+class _Failed(Exception):
+    """How _under_deadline says the run ended in an outcome other than a value."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+def _under_deadline(run: Callable[[], Any], timeout_ms: int, what: str, started_s: float,
+                    before_run: Callable[[], None]) -> Any:
+    """``run()``'s value; raises _Failed for a timeout, a bad request or any exception."""
+    timer = gevent.Timeout.start_new(timeout_ms / 1000)
+    try:
+        before_run()
+        return run()
+    except gevent.Timeout as exc:
+        if exc is not timer:  # the command's own gevent timeout escaped run(): its failure
+            raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, str(exc))) from None
+        raise _Failed(_error(started_s, Event.TIMEOUT, "Timeout",
+                             f"{what} was interrupted at its deadline ({timeout_ms} ms)")) from None
+    except BadRequest as exc:
+        raise _Failed(_error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))) from None
+    except Exception as exc:
+        raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, str(exc))) from None
+    finally:
+        timer.close()
+
+
 def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency: str,
              before_run: Callable[[], None] = lambda: None) -> Outcome:
     """Run one call; ``before_run`` (chaos) runs inside the deadline, just before run()."""
@@ -33,22 +60,10 @@ def run_call(commands: dict[str, type[Command]], call: protocol.Call, dependency
         command = command_class.from_wire(protocol.decode_value(call.payload), call.payload)
     except (protocol.ProtocolError, TypeError) as exc:
         return _error(started_s, Event.FAILURE, "BadArguments", str(exc))
-    timeout_s = call.timeout_ms / 1000
-    timer = gevent.Timeout.start_new(timeout_s)
     try:
-        before_run()
-        value = command.run()
-    except gevent.Timeout as exc:
-        if exc is not timer:  # the command's own gevent timeout escaped run(): its failure
-            return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
-        return _error(started_s, Event.TIMEOUT, "Timeout",
-                      f"{call.command} was interrupted at its deadline ({call.timeout_ms} ms)")
-    except BadRequest as exc:
-        return _error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))
-    except Exception as exc:
-        return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
-    finally:
-        timer.close()
+        value = _under_deadline(command.run, call.timeout_ms, call.command, started_s, before_run)
+    except _Failed as failed:
+        return failed.outcome
     return _success(started_s, call.command, value)
 
 
@@ -66,21 +81,11 @@ def run_batch_call(commands: dict[str, type[Command]], batch: protocol.Batch, de
                  for payload in protocol.unpack_batch(batch.payload)]
     except (protocol.ProtocolError, TypeError) as exc:
         return _error(started_s, Event.FAILURE, "BadArguments", str(exc))
-    timer = gevent.Timeout.start_new(batch.timeout_ms / 1000)
     try:
-        before_run()
-        results = command_class.run_batch(calls)
-    except gevent.Timeout as exc:
-        if exc is not timer:
-            return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
-        return _error(started_s, Event.TIMEOUT, "Timeout",
-                      f"{batch.command}.run_batch was interrupted at its deadline ({batch.timeout_ms} ms)")
-    except BadRequest as exc:
-        return _error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))
-    except Exception as exc:
-        return _error(started_s, Event.FAILURE, type(exc).__name__, str(exc))
-    finally:
-        timer.close()
+        results = _under_deadline(lambda: command_class.run_batch(calls), batch.timeout_ms,
+                                  f"{batch.command}.run_batch", started_s, before_run)
+    except _Failed as failed:
+        return failed.outcome
     if not isinstance(results, (list, tuple)) or len(results) != len(calls):
         count = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
         return _error(started_s, Event.FAILURE, "WrongResultCount",
