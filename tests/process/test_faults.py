@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,24 @@ def test_fronts_fail_fast_while_the_broker_is_down_and_recover_when_it_is_back(m
     cluster.wait_for_workers("sample", 1)
     cluster.wait_until(lambda: not client.broker_down, "the front to hear the broker again", timeout_s=5)
     assert Echo(text="back").execute(client=client) == "BACK"
+
+
+def test_a_front_that_dies_mid_call_is_forgotten_and_its_late_reply_dropped(make_cluster):
+    cluster = make_cluster({"commands": {"Sleep": {"timeout_s": 5.0}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    driver = str(Path(__file__).resolve().parent.parent / "front_driver.py")
+    front = cluster.start("front", driver, pipes=True)
+    try:
+        front.stdin.write(b'{"command": "Sleep", "arguments": {"seconds": 1.0}}\n')
+        front.stdin.flush()
+        cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["busy"] == 1, "the front's call to run")
+        cluster.stop_process(front, sig=9)
+    finally:
+        front.stdin.close()
+        front.stdout.close()
+    cluster.wait_until(lambda: cluster.status()["calls_in_flight"] == 0, "the call to finish", timeout_s=5)
+    status = cluster.status()
+    assert status["pools"]["sample"]["busy"] == 0 and status["commands"]["Sleep"]["events"] == {"SUCCESS": 1}
+    assert Echo(text="still serving").execute(client=cluster.client()) == "STILL SERVING"
