@@ -19,10 +19,13 @@ MAX_WORKERS = 6
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(tmp_path, request):
+    """A supervised pool of MAX_WORKERS workers; a test may mark `queue_size(N)` for its pool."""
+    marker = request.node.get_closest_marker("queue_size")
     cluster = SupervisedCluster(
         tmp_path / "cluster", {"sample": PoolProgram("sample_commands", numprocs=MAX_WORKERS, slots=2)},
-        {"pools": {"sample": {"queue_size": 20}}, "commands": {"Sleep": {"timeout_s": 3.0}}},
+        {"pools": {"sample": {"queue_size": marker.args[0] if marker else 20}},
+         "commands": {"Sleep": {"timeout_s": 3.0}}},
         pythonpath=[TESTS_DIR])
     cluster.start_supervisord()
     yield cluster
@@ -84,6 +87,7 @@ def test_scaling_2_6_1_3_under_load_loses_fails_or_doubles_no_call(cluster):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.queue_size(0)  # no queue: a call in the gap is rejected at once, not held until workers return
 def test_restarting_the_pool_group_under_load_falls_back_in_the_gap_and_serves_again(cluster):
     load = SteadyLoad(cluster, callers=4, command=lambda: SleepWithFallback(seconds=0.01))
     gevent.sleep(0.3)
@@ -91,12 +95,15 @@ def test_restarting_the_pool_group_under_load_falls_back_in_the_gap_and_serves_a
                              "restart", "pools:*"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     cluster.wait_for_workers("sample", MAX_WORKERS, timeout_s=30)
-    answered_before = load.started
-    cluster.wait_until(lambda: load.started > answered_before + 50, "calls to flow again", timeout_s=10)
+
+    def serving_again():  # the breaker may have opened in the gap: it closes after one trial
+        recent = [load.outcomes[n] for n in range(load.started - 40, load.started - 4) if n in load.outcomes]
+        return len(recent) == 36 and all(isinstance(value, int) for value in recent)
+
+    cluster.wait_until(serving_again, "the pool to serve again by itself", timeout_s=15)
     load.stop()
 
     assert set(load.answers.values()) == {1} and set(load.answers) == set(range(load.started))
     values = list(load.outcomes.values())
     assert all(isinstance(value, int) or value == "from fallback" for value in values)
     assert "from fallback" in values, "no call fell in the gap"
-    assert all(isinstance(value, int) for number, value in load.outcomes.items() if number >= answered_before + 10)
