@@ -229,10 +229,15 @@ class Client:
                                    self.setting(command_class, "collapse_max_batch"))
 
     def send_batch(self, members: list[BatchMember]) -> None:
-        """Send calls collapsed in the front as one batch and give each member its reply.
+        """Send calls collapsed in the front as one batch (more if their arguments would
+        not fit in one message) and give each member its reply."""
+        first, *rest = protocol.split_by_size(members, lambda member: member.command._payload)
+        for part in rest:
+            spawn(self._send_one_batch, part)
+        self._send_one_batch(first)
 
-        Blocks until the reply or the earliest member's deadline; members wait on their own.
-        """
+    def _send_one_batch(self, members: list[BatchMember]) -> None:
+        """Blocks until the reply or the earliest member's deadline; members wait on their own."""
         index_by_payload: dict[bytes, int] = {}
         indexes = [index_by_payload.setdefault(member.command._payload, len(index_by_payload))
                    for member in members]

@@ -13,10 +13,12 @@ Run from the repository root: ``.venv/bin/python bench/reliability.py [SCENARIO 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,10 +47,17 @@ def run_scenario(name: str) -> tuple[ScenarioResult, float]:
     return result, time.monotonic() - started_s
 
 
-def _failures(answers: dict[str, int]) -> str:
-    names = sorted((k for k in answers if k not in (VALUE, FALLBACK)),
-                   key=lambda k: (FAILURE_ORDER.index(k) if k in FAILURE_ORDER else len(FAILURE_ORDER), k))
-    return ", ".join(f"{name} {answers[name]}" for name in names) or "none"
+def _failures(result: ScenarioResult) -> str:
+    """``TIMEOUT 12 (Timeout 9, CommandTimeout 3); ...``: each failure callers saw, with its causes."""
+    causes_by_failure: dict[str, Counter[str]] = {}
+    for record in result.records:
+        if record.kind not in (VALUE, FALLBACK, None):
+            causes_by_failure.setdefault(record.kind, Counter())[record.cause or "?"] += 1
+    order = {name: index for index, name in enumerate(FAILURE_ORDER)}
+    return "; ".join(
+        f"{name} {sum(causes.values())} ({', '.join(f'{cause} {n}' for cause, n in causes.most_common())})"
+        for name, causes in sorted(causes_by_failure.items(), key=lambda item: (order.get(item[0], 99), item[0]))
+    ) or "none"
 
 
 def answers_row(result: ScenarioResult) -> str:
@@ -58,7 +67,7 @@ def answers_row(result: ScenarioResult) -> str:
     recovery = f"{result.recovery_s:.2f}" if result.recovery_s is not None else "not recovered"
     cells = [
         result.fault, result.action, str(len(result.records)), str(answers[VALUE]), str(answers[FALLBACK]),
-        _failures(answers), str(len(result.lost())), str(len(result.doubled()) + len(result.wire_doubled)),
+        _failures(result), str(len(result.lost())), str(len(result.doubled()) + len(result.wire_doubled)),
         f"{result.longest_past_timeout_ms():.0f}", str(len(result.late())), recovery,
         f"{healthy[VALUE]}/{healthy_calls}",
     ]
@@ -66,7 +75,7 @@ def answers_row(result: ScenarioResult) -> str:
 
 
 ANSWERS_HEADER = (
-    "| fault | injected by | calls | values | fallbacks | CommandError by failure | lost | doubled "
+    "| fault | injected by | calls | values | fallbacks | CommandError by failure (cause) | lost | doubled "
     "| longest wait past timeout (ms) | past timeout + 250 ms | faulty pool back in (s) | healthy pool values |\n"
     "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
 )
@@ -81,12 +90,8 @@ def broker_row(result: ScenarioResult) -> str:
 
 
 def _exits_text(exits: list[str]) -> str:
-    """``pool-faulty exit status 4 ×3, ...``: exits counted per program and how."""
-    counted: dict[str, int] = {}
-    for exit_text in exits:
-        name, how = exit_text.split(": ", 1)
-        key = f"{name.rsplit('-', 1)[0]} {how}"
-        counted[key] = counted.get(key, 0) + 1
+    """``pool-faulty exit status 4 ×3, ...``: exits counted per program (not per process) and how."""
+    counted = Counter(f"{name.rsplit('-', 1)[0]} {how}" for name, how in (e.split(": ", 1) for e in exits))
     return ", ".join(f"{key} ×{count}" for key, count in sorted(counted.items())) or "none"
 
 
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     results = []
     for name in names:
-        result, wall_s = run_scenario(name)
+        with contextlib.redirect_stdout(sys.stderr):  # what the client logs is not part of the report
+            result, wall_s = run_scenario(name)
         print(f"{name}: {len(result.records)} calls in {wall_s:.1f} s", file=sys.stderr)
         results.append(result)
     print(f"# seawall reliability under chaos\n\n`{REPRODUCE_COMMAND}` — {started:%Y-%m-%d %H:%M} UTC, "

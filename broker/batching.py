@@ -82,3 +82,4 @@ def unique_payloads(members: list[Call]) -> tuple[list[bytes], list[int]]:
     index_by_payload: dict[bytes, int] = {}
     indexes = [index_by_payload.setdefault(member.payload, len(index_by_payload)) for member in members]
     return list(index_by_payload), indexes
+

@@ -40,10 +40,10 @@ class Call:
 class CallTable:
     """Live calls by id, with a heap of deadlines for cheap expiry."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 1) -> None:
         self._by_id: dict[int, Call] = {}
         self._deadlines: list[tuple[float, int]] = []
-        self._next_id = 1
+        self._next_id = first_id
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -31,13 +31,16 @@ class WorkerRecord:
     joined_s: float
     last_seen_s: float
     held: set[int] = field(default_factory=set)  # broker call ids it is running
+    #: calls it still ran when it registered again (after a stall), unknown to this broker:
+    #: their slots stay busy until their results come
+    ghosts: set[int] = field(default_factory=set)
     draining: bool = False
     calls_served: int = 0
     rss_mb: float = 0.0  # as the worker last reported it
 
     @property
     def busy(self) -> int:
-        return len(self.held)
+        return len(self.held) + len(self.ghosts)
 
 
 class Pool:
@@ -90,6 +93,14 @@ class Pool:
         if not self._free_slots:
             return None
         return self.workers[self._free_slots.popleft()]
+
+    def occupy_free_slot(self, worker: WorkerRecord) -> bool:
+        """Mark one of the worker's free slots busy (with a call this broker did not send)."""
+        try:
+            self._free_slots.remove(worker.identity)
+        except ValueError:
+            return False
+        return True
 
     def release_slot(self, worker: WorkerRecord) -> None:
         if not worker.draining and self.workers.get(worker.identity) is worker:

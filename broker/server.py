@@ -44,7 +44,9 @@ class Broker:
         self.config = config
         self.clock = clock
         self.pools: dict[str, Pool] = {}
-        self.calls = CallTable()
+        # Ids unique across broker restarts, so a result from before a restart is never
+        # taken for a new call's.
+        self.calls = CallTable(first_id=time.time_ns())
         self.batcher = Batcher(clock)
         self.workers: dict[bytes, WorkerRecord] = {}
         self.commands = CommandRegistry(config, self._on_breaker_transition, clock)
@@ -183,8 +185,12 @@ class Broker:
                 self._submit_batch(full)
 
     def _submit_batch(self, open_batch: OpenBatch) -> None:
-        """One call for the whole batch: the earliest deadline, identical arguments once."""
-        members = open_batch.members
+        """One call per batch: the earliest deadline, identical arguments once; a batch
+        whose arguments would not fit in one message is split."""
+        for members in protocol.split_by_size(open_batch.members, lambda member: member.payload):
+            self._submit_members(members)
+
+    def _submit_members(self, members: list[Call]) -> None:
         payloads, indexes = unique_payloads(members)
         first = members[0]
         call = Call(self.calls.new_id(), b"", 0, first.command, first.pool,
@@ -329,11 +335,19 @@ class Broker:
             log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, worker_pid=worker.pid)
 
     def _register(self, identity: bytes, ready: protocol.Ready, now_s: float) -> None:
-        if identity in self.workers:
-            self._remove_worker(identity, "re-registered")
+        known = self.workers.get(identity)
+        if known is not None:
+            if (known.pid, known.pool, known.slots) == (ready.pid, ready.dependency, ready.slots):
+                # A repeated READY (one per RESET it got); it may name calls it ran meanwhile.
+                known.last_seen_s = now_s
+                for call_id in set(ready.running) - known.held - known.ghosts:
+                    if self.pools[known.pool].occupy_free_slot(known):
+                        known.ghosts.add(call_id)
+                return
+            self._remove_worker(identity, "registered again as another worker")
         self.commands.learn_class_settings(ready.commands)
         worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
-                              frozenset(ready.commands), now_s, now_s)
+                              frozenset(ready.commands), now_s, now_s, ghosts=set(ready.running))
         self.workers[identity] = worker
         pool = self._pool(ready.dependency)
         pool.add_worker(worker)
@@ -344,6 +358,10 @@ class Broker:
         self._dispatch_queued(pool, now_s)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
+        if result.call_id in worker.ghosts:  # a call from before it registered again: only a free slot
+            worker.ghosts.discard(result.call_id)
+            self._free_slot(worker, now_s)
+            return
         call = self.calls.get(result.call_id)
         if call is None or call.worker != worker.identity:
             log.warning("unknown_result_dropped", worker_pid=worker.pid, call_id=result.call_id)
@@ -353,10 +371,13 @@ class Broker:
         worker.calls_served += 1
         if not call.answered:
             self._answer(call, result.outcome, result.execution_ms, result.payload)
+        self._free_slot(worker, now_s)
+
+    def _free_slot(self, worker: WorkerRecord, now_s: float) -> None:
         pool = self.pools[worker.pool]
         pool.release_slot(worker)
         self._dispatch_queued(pool, now_s)
-        if worker.draining and not worker.held:
+        if worker.draining and not worker.busy:
             log.info("worker_drained", dependency=worker.pool, worker_pid=worker.pid)
 
     def _on_worker_signal(self, worker: WorkerRecord, kind: protocol.Kind, now_s: float) -> None:

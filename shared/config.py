@@ -54,6 +54,22 @@ def timeout(value: Any) -> float:
     return _number(value, 0, strict=True, high=MAX_TIMEOUT_S)
 
 
+#: The widest collapsing window and largest batch the wire carries (protocol.MAX_WINDOW_MS, MAX_BATCH).
+MAX_COLLAPSE_WINDOW_MS = 10_000.0
+MAX_BATCH_CALLS = 10_000
+
+
+def collapse_window(value: Any) -> float:
+    return _number(value, 0, strict=False, high=MAX_COLLAPSE_WINDOW_MS)
+
+
+def max_batch(value: Any) -> int:
+    count = _integer(value, 1)
+    if count > MAX_BATCH_CALLS:
+        raise ValueError(f"expected an integer >= 1 and <= {MAX_BATCH_CALLS}, got {value!r}")
+    return count
+
+
 def positive_float(value: Any) -> float:
     return _number(value, 0, strict=True)
 
@@ -125,8 +141,8 @@ COMMAND_SETTINGS: dict[str, Setting] = {
     "window_buckets": Setting(positive_int, 10, "rolling counters: buckets"),
     "semaphore_max": Setting(positive_int, 10, "semaphore-isolated calls in flight"),
     "fallback_max": Setting(positive_int, 10, "fallbacks in flight per command"),
-    "collapse_window_ms": Setting(non_negative_float, 10.0, "collapsing window"),
-    "collapse_max_batch": Setting(positive_int, 100, "largest batch"),
+    "collapse_window_ms": Setting(collapse_window, 10.0, "collapsing window"),
+    "collapse_max_batch": Setting(max_batch, 100, "largest batch"),
 }
 
 #: Per-pool settings, in ``[pools.NAME]``.

@@ -17,7 +17,7 @@ wrong; receivers log and drop such messages (:func:`decode_or_log`) and keep ser
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import msgpack
 
@@ -115,6 +115,8 @@ class Ready(NamedTuple):
     pid: int
     #: command key -> the settings its class sets as attributes (timeout_s, breaker_*, ...)
     commands: dict[str, dict[str, Any]]
+    #: calls it is still running (registering again after a stall): their slots are busy
+    running: tuple[int, ...] = ()
 
 
 class Call(NamedTuple):
@@ -259,6 +261,30 @@ def pack_batch(payloads: list[bytes]) -> bytes:
     return msgpack.packb(payloads, use_bin_type=True)
 
 
+#: Room left in a batch message for msgpack's framing of each payload.
+FRAMING_BYTES_PER_CALL = 8
+T = TypeVar("T")
+
+
+def split_by_size(items: list[T], payload_of: Callable[[T], bytes], max_bytes: int = MAX_PAYLOAD_BYTES) -> list[list[T]]:
+    """Split calls bound for one batch so each part's distinct payloads fit in one message."""
+    parts: list[list[T]] = [[]]
+    seen: set[bytes] = set()
+    size = 0
+    for item in items:
+        payload = payload_of(item)
+        if payload not in seen:
+            added = len(payload) + FRAMING_BYTES_PER_CALL
+            if parts[-1] and size + added > max_bytes:
+                parts.append([])
+                seen.clear()
+                size = 0
+            seen.add(payload)
+            size += added
+        parts[-1].append(item)
+    return parts
+
+
 def unpack_batch(payload: bytes) -> list[bytes]:
     items = decode_value(payload)
     if not isinstance(items, list) or len(items) > MAX_BATCH or not all(type(item) is bytes for item in items):
@@ -283,8 +309,9 @@ def unpack_batch_results(payload: bytes) -> list[tuple[Event, bytes]]:
     return results
 
 
-def ready(dependency: str, slots: int, pid: int, commands: dict[str, dict[str, Any]]) -> list[bytes]:
-    return _frames([Kind.READY, dependency, slots, pid], encode_value(commands))
+def ready(dependency: str, slots: int, pid: int, commands: dict[str, dict[str, Any]],
+          running: tuple[int, ...] = ()) -> list[bytes]:
+    return _frames([Kind.READY, dependency, slots, pid, list(running)], encode_value(commands))
 
 
 def call(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[bytes]:
@@ -476,7 +503,10 @@ def _decode_reply(kind: Kind, fields: list[Any], payload: bytes | None) -> Reply
 
 
 def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready:
-    _expect_fields(fields, ("dependency", "slots", "pid"))
+    _expect_fields(fields, ("dependency", "slots", "pid", "running"))
+    running = fields[3]
+    if not isinstance(running, list) or len(running) > MAX_SLOTS:
+        raise ProtocolError("running must be a list of call ids")
     commands = _decode_map(payload)
     if len(commands) > 10_000:
         raise ProtocolError("a worker may register at most 10000 commands")
@@ -489,6 +519,7 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
         _int("slots", fields[1], 1, MAX_SLOTS),
         _int("pid", fields[2], 0, 2**31),
         commands,
+        tuple(_int("running call id", call_id, 0, MAX_CALL_ID) for call_id in running),
     )
 
 

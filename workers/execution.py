@@ -91,7 +91,12 @@ def run_batch_call(commands: dict[str, type[Command]], batch: protocol.Batch, de
         return _error(started_s, Event.FAILURE, "WrongResultCount",
                       f"{batch.command}.run_batch returned {count} results for {len(calls)} calls")
     items = [_batch_item(batch.command, result) for result in results]
-    return Event.SUCCESS, _elapsed_ms(started_s), protocol.pack_batch_results(items)
+    payload = protocol.pack_batch_results(items)
+    if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+        return _error(started_s, Event.FAILURE, "ResultTooLarge",
+                      f"{batch.command}.run_batch returned {len(payload)} bytes for {len(calls)} calls, "
+                      f"over the {protocol.MAX_PAYLOAD_BYTES} limit of one message")
+    return Event.SUCCESS, _elapsed_ms(started_s), payload
 
 
 def _batch_item(command_key: str, result: Any) -> tuple[Event, bytes]:

@@ -104,7 +104,8 @@ class Worker:
 
     def _register(self) -> None:
         settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
-        self._socket.send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command))
+        self._socket.send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
+                                         tuple(self._running)))
         log.info("worker_registering", dependency=self.dependency, slots=self.slots,
                  commands=sorted(self.commands), broker=self.config.endpoints["back"])
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import gevent
 
 from api.testing import PoolProgram, SupervisedCluster
-from chaos.caller_load import FALLBACK, VALUE, CallRecord, Load, RecordingClient
+from chaos.caller_load import VALUE, CallRecord, Load, RecordingClient
 from chaos_commands import FaultyCall, HealthyCall
 
 #: Modules of commands the workers import (tests/chaos_commands.py).
@@ -146,10 +146,6 @@ class ScenarioResult:
             return []
         return [r for r in self.records if r.started_s >= self.recovered_s and r.kind != VALUE]
 
-    def failures(self, pool: str = FAULTY) -> Counter[str]:
-        """The failure names callers saw (their fallback declined), by count."""
-        return Counter(r.kind for r in self.records if r.pool == pool and r.kind not in (VALUE, FALLBACK))
-
 
 class _Run:
     """One scenario in progress: the cluster, a recording client, the load, the clock marks."""
@@ -215,9 +211,9 @@ class _Run:
     def fault_cleared(self) -> None:
         """The fault is over now; remember how much each worker had served, to see it serve again."""
         self.cleared_s = time.monotonic()
-        status = self.status()
+        pools = (self.status() or {}).get("pools", {})
         for pool in self.pools_to_recover:
-            for worker in (status["pools"][pool]["worker_list"] if status else []):
+            for worker in pools.get(pool, {}).get("worker_list", []):
                 self.served_at_clear[worker["pid"]] = worker["calls_served"]
 
     # -- recovery --------------------------------------------------------------------------------
@@ -306,28 +302,16 @@ class _Run:
 # -- the faults ------------------------------------------------------------------------------------
 
 
-def _latency(run: _Run) -> None:
-    run.seawall("chaos", "latency", FAULTY, str(LATENCY_MS))
-    run.fault_started()
-    run.hold(FAULT_S)
-    run.seawall("chaos", "clear", FAULTY)
-    run.fault_cleared()
+def _chaos_then_clear(*chaos: str) -> Callable[[_Run], None]:
+    """``seawall chaos MODE faulty ...`` for FAULT_S, then ``seawall chaos clear faulty``."""
+    def inject(run: _Run) -> None:
+        run.seawall("chaos", *chaos)
+        run.fault_started()
+        run.hold(FAULT_S)
+        run.seawall("chaos", "clear", FAULTY)
+        run.fault_cleared()
 
-
-def _errors(run: _Run) -> None:
-    run.seawall("chaos", "errors", FAULTY, str(ERROR_PCT))
-    run.fault_started()
-    run.hold(FAULT_S)
-    run.seawall("chaos", "clear", FAULTY)
-    run.fault_cleared()
-
-
-def _hang(run: _Run) -> None:
-    run.seawall("chaos", "hang", FAULTY)
-    run.fault_started()
-    run.hold(FAULT_S)
-    run.seawall("chaos", "clear", FAULTY)
-    run.fault_cleared()
+    return inject
 
 
 def _kill(run: _Run) -> None:
@@ -379,9 +363,11 @@ def _scenario(fault: str, action: str, inject: Callable[[_Run], None]) -> Callab
     return scenario
 
 
-latency = _scenario("latency", f"seawall chaos latency {FAULTY} {LATENCY_MS}", _latency)
-errors = _scenario("errors", f"seawall chaos errors {FAULTY} {ERROR_PCT}", _errors)
-hang = _scenario("hang", f"seawall chaos hang {FAULTY}", _hang)
+latency = _scenario("latency", f"seawall chaos latency {FAULTY} {LATENCY_MS}",
+                    _chaos_then_clear("latency", FAULTY, str(LATENCY_MS)))
+errors = _scenario("errors", f"seawall chaos errors {FAULTY} {ERROR_PCT}",
+                   _chaos_then_clear("errors", FAULTY, str(ERROR_PCT)))
+hang = _scenario("hang", f"seawall chaos hang {FAULTY}", _chaos_then_clear("hang", FAULTY))
 kill = _scenario("kill", f"seawall chaos kill {FAULTY}, {KILLS} times", _kill)
 broker = _scenario("broker", "SIGKILL the broker (supervisord restarts it)", _broker)
 stop = _scenario("stop", f"SIGSTOP one worker of {FAULTY} for {FAULT_S:g} s, then SIGCONT", _stop)

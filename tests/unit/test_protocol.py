@@ -211,7 +211,7 @@ def test_bool_call_id_is_rejected():
 
 
 def test_bool_slots_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", True, 4242], protocol.encode_value({}))
+    frames = frames_of([Kind.READY, "ratings", True, 4242, []], protocol.encode_value({}))
 
     assert decode_error_text(frames) == f"READY: slots must be an integer in [1, {protocol.MAX_SLOTS}], got True"
 
@@ -232,7 +232,7 @@ def test_out_of_range_request_ints_are_rejected(header, problem):
 
 @pytest.mark.parametrize("slots", [0, protocol.MAX_SLOTS + 1])
 def test_out_of_range_slots_are_rejected(slots):
-    frames = frames_of([Kind.READY, "ratings", slots, 4242], protocol.encode_value({}))
+    frames = frames_of([Kind.READY, "ratings", slots, 4242, []], protocol.encode_value({}))
 
     assert decode_error_text(frames) == f"READY: slots must be an integer in [1, 10000], got {slots}"
 
@@ -262,19 +262,19 @@ def test_name_at_the_length_limit_is_accepted():
 
 
 def test_ready_commands_that_are_not_a_map_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242], protocol.encode_value(["GetRatings"]))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value(["GetRatings"]))
 
     assert decode_error_text(frames) == "READY: payload must be a map, got list"
 
 
 def test_ready_command_that_is_not_a_name_is_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242], protocol.encode_value({"GetRatings": {}, "": {}}))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value({"GetRatings": {}, "": {}}))
 
     assert decode_error_text(frames) == "READY: command must be a name of 1-200 characters, got ''"
 
 
 def test_ready_command_settings_that_are_not_a_map_of_names_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242], protocol.encode_value({"GetRatings": {1: 0.5}}))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value({"GetRatings": {1: 0.5}}))
 
     assert decode_error_text(frames) == "READY: settings of command 'GetRatings' must be a map of names"
 

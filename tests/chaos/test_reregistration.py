@@ -1,4 +1,8 @@
-"""A worker that stalls (SIGSTOP) past its liveness and then continues: what the broker does with it."""
+"""Workers that must register again — after a stall past their liveness, after a broker restart.
+
+A worker registers once however many RESETs it gets (a repeated READY changes nothing),
+and the broker counts the calls it still runs as busy slots until their results come.
+"""
 
 from __future__ import annotations
 
@@ -30,17 +34,15 @@ def _outcomes(client, count, work_s):
     return outcomes
 
 
-def _joins(cluster, pid):
+def _broker_events(cluster, event):
     lines = (cluster.directory / "broker.log").read_text().splitlines()
-    return [line for line in lines if '"worker_joined"' in line and json.loads(line)["worker_pid"] == pid]
+    return [json.loads(line) for line in lines if f'"{event}"' in line]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a worker back from a stall re-registers up to three times (its own silence check, then once per "
-    "stale RESET), and each extra READY makes the broker drop it and answer WORKER_LOST for the call it "
-    "had just sent it; and the broker takes every slot of a re-registered worker as free while the worker "
-    "still runs the call it received while stopped, so the next call it is sent fails with WorkerBusy "
-    "(a FAILURE that feeds the breaker) although it never ran"))
+def _joins(cluster, pid):
+    return [e for e in _broker_events(cluster, "worker_joined") if e["worker_pid"] == pid]
+
+
 def test_a_worker_back_from_a_stall_registers_once_and_gets_only_calls_it_can_take(cluster):
     client = cluster.client()
     pid = cluster.rpc().supervisor.getProcessInfo(f"pools:pool-{FAULTY}-00")["pid"]
@@ -52,9 +54,9 @@ def test_a_worker_back_from_a_stall_registers_once_and_gets_only_calls_it_can_ta
         cluster.wait_until(lambda: cluster.status()["pools"][FAULTY]["workers"] == POOL_SIZE - 1,
                            "the broker to drop the stopped worker")
         stale.join()
+        joins_before = len(_joins(cluster, pid))
     finally:
         os.kill(pid, signal.SIGCONT)
-    joins_before = len(_joins(cluster, pid))
     cluster.wait_until(lambda: pid in [w["pid"] for w in cluster.status()["pools"][FAULTY]["worker_list"]],
                        "the worker to register again")
 
@@ -62,4 +64,29 @@ def test_a_worker_back_from_a_stall_registers_once_and_gets_only_calls_it_can_ta
     outcomes = _outcomes(client, POOL_SIZE, 0.0)
 
     assert outcomes == list(range(POOL_SIZE)), outcomes
+    cluster.wait_until(lambda: len(_joins(cluster, pid)) > joins_before, "the broker's log to show it joining")
     assert len(_joins(cluster, pid)) - joins_before == 1, "registered more than once"
+
+
+#: How long the broker stays down: longer than a worker's liveness (3 heartbeats of 0.2 s).
+BROKER_OUTAGE_S = 1.0
+
+
+def test_after_a_broker_restart_every_worker_registers_once(cluster):
+    supervisor = cluster.rpc().supervisor
+    supervisor.stopProcess("broker")
+    gevent.sleep(BROKER_OUTAGE_S)  # the outage itself: the workers find the broker silent
+    supervisor.startProcess("broker")
+    new_pid = supervisor.getProcessInfo("broker")["pid"]
+
+    def joined_new_broker():
+        return [e for e in _broker_events(cluster, "worker_joined") if e["pid"] == new_pid]
+
+    cluster.wait_until(lambda: len({e["worker_pid"] for e in joined_new_broker()}) == 2 * POOL_SIZE,
+                       "every worker to join the new broker")
+    status = cluster.status()
+    assert all(status["pools"][pool]["workers"] == POOL_SIZE for pool in status["pools"]), status["pools"]
+
+    dropped = [e for e in _broker_events(cluster, "worker_left") if e["pid"] == new_pid]
+    assert not dropped, f"workers dropped by the new broker: {[(e['worker_pid'], e['reason']) for e in dropped]}"
+    assert len(joined_new_broker()) == 2 * POOL_SIZE, "a worker registered more than once"
