@@ -128,3 +128,13 @@ def test_a_front_that_dies_mid_call_is_forgotten_and_its_late_reply_dropped(make
     status = cluster.status()
     assert status["pools"]["sample"]["busy"] == 0 and status["commands"]["Sleep"]["events"] == {"SUCCESS": 1}
     assert Echo(text="still serving").execute(client=cluster.client()) == "STILL SERVING"
+
+
+def test_worker_recycles_after_the_call_that_took_it_over_max_rss_mb(make_cluster):
+    cluster = make_cluster({"pools": {"sample": {"max_rss_mb": 1.0}}})  # any Python process is over 1 MB
+    cluster.start_broker()
+    (worker,) = cluster.start_workers("sample", "sample_commands")
+    cluster.wait_for_workers("sample", 1)
+    assert Echo(text="one").execute(client=cluster.client()) == "ONE"  # the call finishes first
+    assert worker.wait(timeout=5) == EXIT_RECYCLED
+    assert "max_rss_mb" in (cluster.directory / "worker-sample.log").read_text()
