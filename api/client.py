@@ -8,36 +8,27 @@ workers do. Failures turn into the command's ``fallback()`` here, in the caller.
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from typing import Any, Hashable
 
 import gevent
-import zmq
 from gevent.event import AsyncResult
 
-from api.breakers import BreakerView
 from api.command import Command
 from api.collapsing import BatchMember, RequestBatcher, batch_results, shard_of
 from api.context import MAX_CACHED_CALLS, current_context, spawn
 from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, Rejected,
                         RemoteCause, ShortCircuited)
+from api.connection import BrokerConnection
 from api.limits import InFlightLimits
-from api.reports import OutcomeReports
 from shared import protocol
 from shared.config import Config, ConfigError, check_override, load, with_overrides
 from shared.events import Event
 from shared.logging import LOG_EACH_CALL, get_logger
-from shared.owned_socket import OwnedSocket
-from shared.transport import make_socket
 
 log = get_logger("api.client")
 
-#: A broker not heard from for this long is down: calls fail fast until it is back.
-BROKER_SILENT_S = 0.75
-#: How often the client checks whether it still hears the broker.
-BROKER_CHECK_S = 0.1  # also how often outcome reports go out
 #: Timeouts kept for reuse by semaphore commands, per timeout and timeouts kept.
 MAX_SPARE_TIMERS = 64
 
@@ -49,19 +40,12 @@ class Client:
         self._file_config = config
         self._config = config
         self._overrides: dict[str, Any] = {}
-        self.breakers = BreakerView()
-        self._socket: OwnedSocket | None = None
-        self._state_socket: OwnedSocket | None = None
-        self._socket_pid: int | None = None
-        self._broker_heard_s = 0.0
-        self.broker_down = False
-        self._watcher: gevent.Greenlet | None = None
-        self._pending: dict[int, AsyncResult] = {}
-        self._call_ids = itertools.count(1)
+        self.connection = BrokerConnection(config.endpoints, self._apply_overrides)
+        self.breakers = self.connection.breakers
+        self._reports = self.connection.reports
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         self._semaphores = InFlightLimits()
         self._fallbacks = InFlightLimits()
-        self._reports = OutcomeReports()
         self._spare_timers: dict[float, list[gevent.Timeout]] = {}
 
     @property
@@ -81,7 +65,12 @@ class Client:
     @property
     def pending_calls(self) -> int:
         """Calls sent and not yet answered or timed out."""
-        return len(self._pending)
+        return self.connection.pending_calls
+
+    @property
+    def broker_down(self) -> bool:
+        """True while the broker is not heard: calls fail fast into their fallbacks."""
+        return self.connection.broker_down
 
     def setting(self, command_class: type[Command], name: str) -> Any:
         """A per-command setting: config section, class attribute, [defaults], built-in."""
@@ -184,7 +173,7 @@ class Client:
     def _run_remote(self, command: Command) -> Any:
         command_class = type(command)
         timeout_s = self.timeout_s(command_class)
-        sock = self._owned_socket()
+        self.connection.open()
         if self.broker_down or self.breakers.short_circuits(command.key):
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, "the broker is unreachable" if self.broker_down
@@ -199,7 +188,7 @@ class Client:
         else:
             waiter = self._collapse_in_request(command, timeout_s)
         if not waiter.wait(timeout_s):
-            self._pending.pop(call_id, None)
+            self.connection.forget(call_id)
             raise CommandTimeout(
                 f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
                 command=command.key, dependency=command.dependency,
@@ -207,13 +196,10 @@ class Client:
         return _value_of(command, waiter.value)
 
     def _send(self, encode: Any, command: Command, timeout_s: float, *extra: Any) -> tuple[int, AsyncResult]:
-        """Send one call; its waiter gets the Reply (the caller pops it if it times out)."""
-        call_id = next(self._call_ids)
-        waiter = AsyncResult()
-        self._pending[call_id] = waiter
+        """Send one call; its waiter gets the Reply."""
         timeout_ms = max(1, int(timeout_s * 1000))
-        self._socket.send(encode(call_id, command.key, command.dependency, timeout_ms, *extra, command._payload))
-        return call_id, waiter
+        return self.connection.send_call(lambda call_id: encode(
+            call_id, command.key, command.dependency, timeout_ms, *extra, command._payload))
 
     def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult:
         context = current_context()
@@ -245,14 +231,12 @@ class Client:
         if timeout_s <= 0:
             return  # every member has timed out already
         first = members[0].command
-        sock = self._owned_socket()
-        call_id = next(self._call_ids)
-        waiter = AsyncResult()
-        self._pending[call_id] = waiter
-        sock.send(protocol.batch_request(call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)),
-                                         protocol.pack_batch(list(index_by_payload))))
+        self.connection.open()
+        payload = protocol.pack_batch(list(index_by_payload))
+        call_id, waiter = self.connection.send_call(lambda call_id: protocol.batch_request(
+            call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)), payload))
         if not waiter.wait(timeout_s):
-            self._pending.pop(call_id, None)
+            self.connection.forget(call_id)
             return
         reply = waiter.value
         results = None
@@ -273,7 +257,7 @@ class Client:
         Unlike Hystrix's semaphore isolation (#835, #1345) the timeout frees the caller:
         it is raised into run() at the deadline.
         """
-        self._owned_socket()  # reports and breaker news travel on it
+        self.connection.open()  # reports and breaker news travel on it
         if self.breakers.short_circuits(command.key):
             raise self._short_circuit(command, "the breaker is OPEN")
         key = command.key
@@ -337,75 +321,7 @@ class Client:
         events.append(Event.FALLBACK_SUCCESS)
         return value
 
-    # -- the socket --------------------------------------------------------------------
-
-    def _owned_socket(self) -> OwnedSocket:
-        if self._socket is None or self._socket_pid != os.getpid():
-            sock = make_socket(zmq.DEALER)
-            sock.connect(self._config.endpoints["front"])
-            self._socket = OwnedSocket(sock, self._on_message, "front")
-            self._socket_pid = os.getpid()
-            self._pending.clear()  # calls of a parent process are not ours to answer
-            self._socket.start()
-            state = make_socket(zmq.SUB)
-            state.setsockopt(zmq.SUBSCRIBE, protocol.STATE_TOPIC)
-            state.connect(self._config.endpoints["events"])
-            self._state_socket = OwnedSocket(state, self._on_state, "events")
-            self._state_socket.start()
-            self._broker_heard_s = time.monotonic()  # a new connection gets one silence of grace
-            self.broker_down = False
-            self._watcher = gevent.spawn(self._watch_broker)
-        return self._socket
-
-    def _watch_broker(self) -> None:
-        """Notice a broker gone silent: fail what waits on it, and fail fast until it is back.
-
-        Also sends the outcomes the broker did not see, one report per turn.
-        """
-        while True:
-            gevent.sleep(BROKER_CHECK_S)
-            self._send_reports()
-            silent = self._broker_silent()
-            if silent and not self.broker_down:
-                gevent.idle()  # a starved hub may hold beats not yet read: read them first
-                silent = self._broker_silent()
-            if silent and not self.broker_down:
-                self.broker_down = True
-                log.warning("broker_unreachable", silent_s=round(time.monotonic() - self._broker_heard_s, 3),
-                            calls_failed=len(self._pending))
-                self._fail_pending()
-            elif not silent and self.broker_down:
-                self.broker_down = False
-                log.info("broker_reachable")
-
-    def _send_reports(self) -> None:
-        outcomes = self._reports.take()
-        if outcomes and not self.broker_down and self._socket is not None:
-            self._socket.send(protocol.report(outcomes))
-        if self._reports.dropped:
-            log.warning("outcome_reports_dropped", count=self._reports.dropped)
-            self._reports.dropped = 0
-
-    def _broker_silent(self) -> bool:
-        return time.monotonic() - self._broker_heard_s > BROKER_SILENT_S
-
-    def _fail_pending(self) -> None:
-        payload = protocol.encode_error("BrokerUnreachable", f"no word from the broker for {BROKER_SILENT_S:g} s "
-                                        "while the call was out; its outcome is unknown")
-        pending, self._pending = self._pending, {}
-        for call_id, waiter in pending.items():
-            waiter.set(protocol.Reply(call_id, Event.WORKER_LOST, 0.0, payload))
-
-    def _on_state(self, frames: list[bytes]) -> None:
-        """Breaker changes and snapshots the broker publishes."""
-        message = protocol.decode_or_log(frames[1:], log, "events")
-        self._broker_heard_s = time.monotonic()
-        if type(message) is protocol.BreakerChange:
-            self.breakers.update(message.command, message.state, message.retry_in_ms)
-        elif type(message) is protocol.Snapshot:
-            self.breakers.replace(message.breakers)
-            if message.overrides != self._overrides:
-                self._apply_overrides(message.overrides)
+    # -- runtime settings from the broker ----------------------------------------------
 
     def _apply_overrides(self, overrides: dict[str, Any]) -> None:
         try:
@@ -415,24 +331,8 @@ class Client:
             return
         log.info("runtime_settings_applied", overrides=overrides)
 
-    def _on_message(self, frames: list[bytes]) -> None:
-        message = protocol.decode_or_log(frames, log, "broker")
-        if type(message) is not protocol.Reply:
-            if message is not None:
-                log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
-            return
-        waiter = self._pending.pop(message.call_id, None)
-        if waiter is not None:  # else: the caller already timed out
-            waiter.set(message)
-
     def close(self) -> None:
-        if self._socket_pid == os.getpid():
-            for owned in (self._socket, self._state_socket):
-                if owned is not None:
-                    owned.close()
-            if self._watcher is not None:
-                self._watcher.kill(block=False)
-        self._socket = self._state_socket = self._watcher = None
+        self.connection.close()
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

@@ -54,9 +54,9 @@ class CallRecord:
 class RecordingClient(Client):
     """A :class:`Client` that also counts, per wire call id, the broker's replies.
 
-    It hooks the client's id counter and its message handler (private, on purpose: this
-    is a test instrument that must see what the caller never does — a second reply to
-    a request, dropped because nobody waits for it any more).
+    It hooks its connection's id counter and reply handler (private, on purpose: this is
+    a test instrument that must see what the caller never does — a second reply to a
+    request, dropped because nobody waits for it any more).
     """
 
     def __init__(self, config) -> None:
@@ -65,14 +65,16 @@ class RecordingClient(Client):
         self.replies: Counter[int] = Counter()
         #: when the first reply to each wire id arrived
         self.replied_s: dict[int, float] = {}
-        self._call_ids = self._recorded_ids()
+        self.connection._call_ids = self._recorded_ids()
+        self._deliver_reply = self.connection._on_reply
+        self.connection._on_reply = self._on_reply
 
     def _recorded_ids(self) -> Iterator[int]:
         for call_id in itertools.count(1):
             self.sent_s[call_id] = time.monotonic()
             yield call_id
 
-    def _on_message(self, frames: list[bytes]) -> None:
+    def _on_reply(self, frames: list[bytes]) -> None:
         try:
             message = protocol.decode(frames)
         except protocol.ProtocolError:
@@ -80,7 +82,7 @@ class RecordingClient(Client):
         if type(message) is protocol.Reply:
             self.replies[message.call_id] += 1
             self.replied_s.setdefault(message.call_id, time.monotonic())
-        super()._on_message(frames)
+        self._deliver_reply(frames)
 
     def unanswered(self, sent_between: tuple[float, float] | None = None) -> list[int]:
         """Wire ids sent (optionally: within a time span) that have had no reply yet."""

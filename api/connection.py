@@ -1,0 +1,156 @@
+"""The caller's link to the broker: its two sockets, the calls out, the broker's news.
+
+One DEALER (calls out, replies in) and one SUB (breaker changes, snapshots, the broker's
+beat), each owned by one greenlet. A watcher greenlet sends the batched outcome reports
+and notices a broker gone silent: it fails every call waiting on it and makes new calls
+fail fast until the broker is heard again. Made lazily in the process that uses it, and
+again after a fork.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Callable
+
+import gevent
+import zmq
+from gevent.event import AsyncResult
+
+from api.breakers import BreakerView
+from api.reports import OutcomeReports
+from shared import protocol
+from shared.events import Event
+from shared.logging import get_logger
+from shared.owned_socket import OwnedSocket
+from shared.transport import make_socket
+
+log = get_logger("api.connection")
+
+#: A broker not heard from for this long is down: calls fail fast until it is back.
+BROKER_SILENT_S = 0.75
+#: How often the watcher checks the broker is heard, and sends outcome reports.
+BROKER_CHECK_S = 0.1
+
+
+class BrokerConnection:
+    def __init__(self, endpoints: dict[str, str], on_overrides: Callable[[dict[str, Any]], None]) -> None:
+        self._endpoints = endpoints
+        self._on_overrides = on_overrides
+        self.breakers = BreakerView()
+        self.reports = OutcomeReports()
+        self.broker_down = False
+        self.overrides: dict[str, Any] = {}
+        self._pending: dict[int, AsyncResult] = {}
+        self._call_ids = itertools.count(1)
+        self._calls: OwnedSocket | None = None
+        self._state: OwnedSocket | None = None
+        self._watcher: gevent.Greenlet | None = None
+        self._pid: int | None = None
+        self._heard_s = 0.0
+
+    @property
+    def pending_calls(self) -> int:
+        return len(self._pending)
+
+    def open(self) -> None:
+        """Connect, if this process has not yet (a forked child gets its own sockets)."""
+        if self._calls is not None and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._pending.clear()  # calls of a parent process are not ours to answer
+        calls = make_socket(zmq.DEALER)
+        calls.connect(self._endpoints["front"])
+        self._calls = OwnedSocket(calls, self._on_reply, "front")
+        self._calls.start()
+        state = make_socket(zmq.SUB)
+        state.setsockopt(zmq.SUBSCRIBE, protocol.STATE_TOPIC)
+        state.connect(self._endpoints["events"])
+        self._state = OwnedSocket(state, self._on_state, "events")
+        self._state.start()
+        self._heard_s = time.monotonic()  # a new connection gets one silence of grace
+        self.broker_down = False
+        self._watcher = gevent.spawn(self._watch)
+
+    def send_call(self, frames_for: Callable[[int], list[bytes]]) -> tuple[int, AsyncResult]:
+        """Send the message ``frames_for(call_id)``; the waiter gets its Reply."""
+        call_id = next(self._call_ids)
+        waiter = AsyncResult()
+        self._pending[call_id] = waiter
+        self._calls.send(frames_for(call_id))
+        return call_id, waiter
+
+    def forget(self, call_id: int | None) -> None:
+        """The caller stopped waiting (its timeout): a late reply is dropped."""
+        self._pending.pop(call_id, None)
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for owned in (self._calls, self._state):
+                if owned is not None:
+                    owned.close()
+            if self._watcher is not None:
+                self._watcher.kill(block=False)
+        self._calls = self._state = self._watcher = None
+
+    # -- what arrives --------------------------------------------------------------------
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        message = protocol.decode_or_log(frames, log, "broker")
+        if type(message) is not protocol.Reply:
+            if message is not None:
+                log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
+            return
+        waiter = self._pending.pop(message.call_id, None)
+        if waiter is not None:  # else: the caller already timed out
+            waiter.set(message)
+
+    def _on_state(self, frames: list[bytes]) -> None:
+        """Breaker changes, snapshots and beats the broker publishes."""
+        message = protocol.decode_or_log(frames[1:], log, "events")
+        self._heard_s = time.monotonic()
+        if type(message) is protocol.BreakerChange:
+            self.breakers.update(message.command, message.state, message.retry_in_ms)
+        elif type(message) is protocol.Snapshot:
+            self.breakers.replace(message.breakers)
+            if message.overrides != self.overrides:
+                self.overrides = message.overrides
+                self._on_overrides(message.overrides)
+
+    # -- the watcher ---------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while True:
+            gevent.sleep(BROKER_CHECK_S)
+            self._send_reports()
+            silent = self._silent()
+            if silent and not self.broker_down:
+                gevent.idle()  # a starved hub may hold beats not yet read: read them first
+                silent = self._silent()
+            if silent and not self.broker_down:
+                self.broker_down = True
+                log.warning("broker_unreachable", silent_s=round(time.monotonic() - self._heard_s, 3),
+                            calls_failed=len(self._pending))
+                self._fail_pending()
+            elif not silent and self.broker_down:
+                self.broker_down = False
+                log.info("broker_reachable")
+
+    def _silent(self) -> bool:
+        return time.monotonic() - self._heard_s > BROKER_SILENT_S
+
+    def _send_reports(self) -> None:
+        outcomes = self.reports.take()
+        if outcomes and not self.broker_down and self._calls is not None:
+            self._calls.send(protocol.report(outcomes))
+        if self.reports.dropped:
+            log.warning("outcome_reports_dropped", count=self.reports.dropped)
+            self.reports.dropped = 0
+
+    def _fail_pending(self) -> None:
+        payload = protocol.encode_error("BrokerUnreachable", f"no word from the broker for {BROKER_SILENT_S:g} s "
+                                        "while the call was out; its outcome is unknown")
+        pending, self._pending = self._pending, {}
+        for call_id, waiter in pending.items():
+            waiter.set(protocol.Reply(call_id, Event.WORKER_LOST, 0.0, payload))
