@@ -2,6 +2,7 @@
 
 from api.client import Client, configure, default_client
 from api.command import Command
+from api import compose
 from api.context import RequestContext, current_context, request_context, spawn
 from api.errors import (
     BadRequest,
@@ -25,6 +26,7 @@ __all__ = [
     "RemoteCause",
     "ShortCircuited",
     "WorkerLost",
+    "compose",
     "RequestContext",
     "configure",
     "current_context",

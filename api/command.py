@@ -133,6 +133,13 @@ class Command:
         """Start the command; the future resolves as ``execute()`` would return."""
         return _client(client).queue(self)
 
+    def observe(self, client: Any = None) -> Any:
+        """Start the command; an :class:`api.compose.Observable` of its one value (or error)."""
+        from api.compose import from_call
+
+        chosen = _client(client)
+        return from_call(lambda: chosen.execute(self))
+
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={self.__dict__.get(name)!r:.40}" for name in type(self)._fields)
         return f"{type(self).key}({arguments})"
