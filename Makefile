@@ -28,6 +28,7 @@ run: $(STAMP_RUN)
 	@$(BIN)/python -m examples.wait_ready --config seawall.toml
 	@echo
 	@echo "seawall is running under supervisord."
+	@echo "  endpoint:   curl 'http://127.0.0.1:8080/example/home?user=7'"
 	@echo "  status:     $(BIN)/seawall --config seawall.toml status"
 	@echo "  processes:  $(SUPERVISORCTL) status"
 	@echo "  logs:       tail -f run/logs/caller.log   (JSON lines; also broker.log, pool-example-*.log)"

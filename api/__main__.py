@@ -1,0 +1,38 @@
+"""``python -m api --config F``: the HTTP front that serves endpoint modules."""
+
+from gevent import monkey
+
+monkey.patch_all()  # endpoint code may use blocking libraries; make them cooperative
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from shared.config import ConfigError  # noqa: E402
+from shared.logging import configure_logging  # noqa: E402
+
+#: Exit code for a bad config file (as the broker and workers).
+EXIT_BAD_SETUP = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seawall-front", description="Serve endpoint modules over HTTP.")
+    parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG)")
+    args = parser.parse_args(argv)
+    configure_logging("front")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the modules endpoints import
+    import api
+    from api.front import serve
+
+    try:
+        client = api.configure(args.config)
+    except ConfigError as exc:
+        print(f"seawall-front: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETUP
+    serve(client.config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

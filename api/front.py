@@ -1,0 +1,113 @@
+"""The HTTP front: gevent's WSGI server serving endpoint modules, one request context each.
+
+Each request runs its endpoint's handler inside ``request_context()``, so the commands it
+composes share a request cache, request-scoped batches and a request log; the answer is
+JSON. Concurrency is bounded by a pool of greenlets.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl
+
+import gevent
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIServer
+
+from api.compose import Observable
+from api.context import request_context
+from api.endpoints import EndpointDirectory, EndpointRequest
+from shared.config import Config
+from shared.logging import get_logger
+
+log = get_logger("api.front")
+
+#: Requests served at once; more wait in the listen backlog.
+MAX_CONCURRENT_REQUESTS = 1000
+#: Largest request body read.
+MAX_BODY_BYTES = 1024 * 1024
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
+            500: "Internal Server Error"}
+
+
+def endpoint_directory(config: Config) -> Path:
+    """``[front] endpoints``, relative to the config file."""
+    base = Path(config.source).resolve().parent if config.source else Path.cwd()
+    return base / config.front_setting("endpoints")
+
+
+class Front:
+    def __init__(self, endpoints: EndpointDirectory) -> None:
+        self.endpoints = endpoints
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started_s = time.monotonic()
+        path = environ.get("PATH_INFO", "/")
+        status, body = self._respond(environ, path)
+        payload = json.dumps(body, default=str).encode()
+        start_response(f"{status} {_REASONS.get(status, 'Status')}",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        log.info("request_served", path=path, status=status, latency_ms=round((time.monotonic() - started_s) * 1000, 3))
+        return [payload]
+
+    def _respond(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
+        if path in ("", "/"):
+            return 200, {"endpoints": self.endpoints.routes()}
+        module, handler = self.endpoints.resolve(path)
+        if module is not None and module.error is not None:
+            return 500, {"error": module.error, "path": path}
+        if handler is None:
+            return 404, {"error": f"no endpoint {path}", "endpoints": self.endpoints.routes()}
+        request = _request(environ, path)
+        if request is None:
+            return 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"}
+        with request_context() as context:
+            try:
+                status, body = _result(handler(request))
+            except Exception as exc:  # noqa: BLE001 - the endpoint's failure is this request's 500
+                log.error("endpoint_failed", path=path, error=f"{type(exc).__name__}: {exc}",
+                          commands=context.log_line())
+                return 500, {"error": f"{type(exc).__name__}: {exc}", "path": path}
+            if context.log:
+                log.info("request_commands", path=path, commands=context.log_line())
+        return status, body
+
+
+def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_BODY_BYTES:
+        return None
+    body = environ["wsgi.input"].read(length) if length else b""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    return EndpointRequest(environ.get("REQUEST_METHOD", "GET"), path,
+                           dict(parse_qsl(environ.get("QUERY_STRING", ""))), headers, body)
+
+
+def _result(value: Any) -> tuple[int, Any]:
+    """A handler's answer as (status, JSON-able body)."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int):
+        status, value = value
+    else:
+        status = 200
+    if isinstance(value, Observable):
+        value = value.get()
+    return status, value
+
+
+def serve(config: Config) -> None:
+    """Serve until stopped; ``[front] listen`` is ``HOST:PORT``."""
+    host, _, port = config.front_setting("listen").rpartition(":")
+    directory = endpoint_directory(config)
+    server = WSGIServer((host or "127.0.0.1", int(port)), Front(EndpointDirectory(directory)),
+                        spawn=Pool(MAX_CONCURRENT_REQUESTS), log=None)
+    gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit
+    log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))
+    server.serve_forever()
+    log.info("front_stopped")
