@@ -33,6 +33,20 @@ from shared.config import Config, load
 STOP_GRACE_S = 5.0
 
 
+class FakeClock:
+    """A clock for the ``clock`` argument of breakers, windows and batchers: it stands
+    still until the test moves it, so tests of time never sleep."""
+
+    def __init__(self, now_s: float = 1000.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
 def to_toml(document: dict[str, Any]) -> str:
     """TOML for a config-shaped dict: top-level scalars, then (nested) tables."""
     lines: list[str] = []

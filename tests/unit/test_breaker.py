@@ -10,24 +10,12 @@ import dataclasses
 
 import pytest
 
+from api.testing import FakeClock
 from broker.breaker import TRIAL_GRACE_S, Admission, Breaker, BreakerSettings, BreakerState
 from shared.events import Event
 
 SLEEP_S = 5.0
 CALL_TIMEOUT_S = 1.0
-
-
-class FakeClock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
 
 
 class Transitions(list):

@@ -9,25 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from api.testing import FakeClock
 from structlog.testing import capture_logs
 
 from broker.breaker import Admission, BreakerSettings, BreakerState
 from broker.commands import PERCENTILE_WINDOW_S, CommandRegistry
 from shared.config import parse
 from shared.events import Event
-
-
-class FakeClock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from api.testing import FakeClock
 from shared.rolling import (
     LATENCY_BINS,
     KeyedStore,
@@ -18,22 +19,9 @@ from shared.rolling import (
 KINDS = ("ok", "bad", "slow")
 
 
-class FakeClock:
-    """A clock that stands still until the test moves it."""
-
-    def __init__(self, now_s: float = 0.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(0.0)
 
 
 def ten_second_counts(clock: FakeClock) -> RollingCounts[str]:
