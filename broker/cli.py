@@ -36,7 +36,7 @@ def _format_status(status: dict[str, Any]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seawall", description="Operate a running seawall.")
-    parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG)")
+    parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG; not needed for load)")
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="pools, workers, breakers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -53,7 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     scale_parser = commands.add_parser("scale", help="run N workers of a pool (through supervisord)")
     scale_parser.add_argument("pool")
     scale_parser.add_argument("count", type=int)
+    _add_load_parser(commands)
     return parser
+
+
+def _add_load_parser(commands: Any) -> None:
+    load_parser = commands.add_parser("load", help="bounded HTTP load on loopback, progress and percentiles "
+                                                   "(needs no config)")
+    load_parser.add_argument("urls", nargs="+", metavar="URL", help="http:// on 127.0.0.0/8, ::1 or localhost; "
+                                                                    "requests go round-robin")
+    load_parser.add_argument("--rps", type=float, required=True, help="requests started per second (<= 10000)")
+    load_parser.add_argument("--duration", type=float, required=True, metavar="S", help="seconds to send (<= 3600)")
+    load_parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per request (default 10)")
+    load_parser.add_argument("--max-in-flight", type=int, default=1000, metavar="N",
+                             help="more are dropped by the generator, not sent (default 1000)")
+    load_parser.add_argument("--json", action="store_true", help="machine-readable report")
 
 
 def _add_chaos_parser(commands: Any) -> None:
@@ -105,6 +119,10 @@ def _scale(config: Config, pool: str, count: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "load":
+        from api.load import run_command  # gevent only for this subcommand
+
+        return run_command(args.urls, args.rps, args.duration, args.timeout, args.max_in_flight, args.json)
     try:
         config = load(args.config)
         if args.command == "scale":
