@@ -29,9 +29,14 @@ run: $(STAMP_RUN)
 	@echo
 	@echo "seawall is running under supervisord."
 	@echo "  endpoint:   curl 'http://127.0.0.1:8080/example/home?user=7'"
+	@echo "  Netflix API demo (18 simulated backends, one pool each):"
+	@echo "              curl 'http://127.0.0.1:8080/ps3/home?user=7'"
+	@echo "              curl 'http://127.0.0.1:8080/android/home?user=7'"
+	@echo "              curl 'http://127.0.0.1:8080/tv/home?user=7'"
+	@echo "              break one: $(BIN)/seawall --config seawall.toml chaos errors recommendations 100"
 	@echo "  status:     $(BIN)/seawall --config seawall.toml status"
 	@echo "  processes:  $(SUPERVISORCTL) status"
-	@echo "  logs:       tail -f run/logs/caller.log   (JSON lines; also broker.log, pool-example-*.log)"
+	@echo "  logs:       tail -f run/logs/caller.log   (JSON lines; also broker.log, front.log, pool-*.log)"
 	@echo "  stop:       make stop"
 
 stop:
