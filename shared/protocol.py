@@ -483,13 +483,7 @@ def _decode_batch_request(kind: Kind, fields: list[Any], payload: bytes | None) 
 
 
 def _decode_batch(kind: Kind, fields: list[Any], payload: bytes | None) -> Batch:
-    _expect_fields(fields, ("call_id", "command", "timeout_ms"))
-    return Batch(
-        _int("call_id", fields[0], 0, MAX_CALL_ID),
-        _name("command", fields[1]),
-        _int("timeout_ms", fields[2], 0, MAX_TIMEOUT_MS),
-        _payload(payload, required=True),
-    )
+    return Batch(*_decode_call(kind, fields, payload))
 
 
 def _decode_reply(kind: Kind, fields: list[Any], payload: bytes | None) -> Reply:

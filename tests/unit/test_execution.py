@@ -11,34 +11,11 @@ import gevent
 import pytest
 
 from api.command import Command
-from api.errors import BadRequest
 from shared import protocol
 from shared.events import Event
 from workers.execution import run_call
 from workers.registry import RegistryError, load_commands
-
-
-class Echo(Command):
-    dependency = "sample"
-    text: str
-
-    def run(self) -> str:
-        return self.text.upper()
-
-
-class Fail(Command):
-    dependency = "sample"
-    message: str
-
-    def run(self) -> None:
-        raise ValueError(self.message)
-
-
-class Invalid(Command):
-    dependency = "sample"
-
-    def run(self) -> None:
-        raise BadRequest("user_id must be positive")
+from sample_commands import Echo, Fail, Invalid
 
 
 class ReturnsSet(Command):
