@@ -22,7 +22,7 @@ from api.compose import Observable
 from api.context import request_context
 from api.endpoints import EndpointDirectory, EndpointRequest
 from shared.config import Config
-from shared.logging import get_logger
+from shared.logging import LOG_EACH_CALL, get_logger
 
 log = get_logger("api.front")
 
@@ -54,7 +54,9 @@ class Front:
         payload = json.dumps(body, default=str).encode()
         start_response(f"{status} {_REASONS.get(status, 'Status')}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        log.info("request_served", path=path, status=status, latency_ms=round((time.monotonic() - started_s) * 1000, 3))
+        if status >= 500 or LOG_EACH_CALL:  # one line per request only when asked: fronts serve thousands
+            log.info("request_served", path=path, status=status,
+                     latency_ms=round((time.monotonic() - started_s) * 1000, 3))
         return [payload]
 
     def _respond(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
@@ -75,8 +77,8 @@ class Front:
                 log.error("endpoint_failed", path=path, error=f"{type(exc).__name__}: {exc}",
                           commands=context.log_line())
                 return 500, {"error": f"{type(exc).__name__}: {exc}", "path": path}
-            if context.log:
-                log.info("request_commands", path=path, commands=context.log_line())
+            if context.log and LOG_EACH_CALL:
+                log.debug("request_commands", path=path, commands=context.log_line())
         return status, body
 
 
