@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
 import gevent
+import gevent.socket
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
@@ -28,6 +29,8 @@ log = get_logger("api.front")
 
 #: Requests served at once; more wait in the listen backlog.
 MAX_CONCURRENT_REQUESTS = 1000
+#: Connections waiting to be accepted, per front process.
+LISTEN_BACKLOG = 1024
 #: Largest request body read.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -103,11 +106,25 @@ def _result(value: Any) -> tuple[int, Any]:
     return status, value
 
 
+def listener(listen: str) -> gevent.socket.socket:
+    """A listening socket on ``HOST:PORT`` that several front processes can share.
+
+    SO_REUSEPORT lets each front process (supervisord's ``numprocs``) bind the same port;
+    the kernel spreads connections across them.
+    """
+    host, _, port = listen.rpartition(":")
+    sock = gevent.socket.socket(gevent.socket.AF_INET, gevent.socket.SOCK_STREAM)
+    sock.setsockopt(gevent.socket.SOL_SOCKET, gevent.socket.SO_REUSEADDR, 1)
+    sock.setsockopt(gevent.socket.SOL_SOCKET, gevent.socket.SO_REUSEPORT, 1)
+    sock.bind((host or "127.0.0.1", int(port)))
+    sock.listen(LISTEN_BACKLOG)
+    return sock
+
+
 def serve(config: Config) -> None:
     """Serve until stopped; ``[front] listen`` is ``HOST:PORT``."""
-    host, _, port = config.front_setting("listen").rpartition(":")
     directory = endpoint_directory(config)
-    server = WSGIServer((host or "127.0.0.1", int(port)), Front(EndpointDirectory(directory)),
+    server = WSGIServer(listener(config.front_setting("listen")), Front(EndpointDirectory(directory)),
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), log=None)
     gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit
     log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))

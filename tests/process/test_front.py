@@ -88,3 +88,16 @@ def test_an_unknown_path_is_404_listing_the_endpoints(front):
     _, base, _ = front
     status, body = _get(base + "/android/home")
     assert status == 404 and body["endpoints"] == ["/ps3/home"]
+
+
+def test_a_second_front_process_listens_on_the_same_port(front):
+    cluster, base, _ = front
+    second = cluster.start("front-2", "-m", "api")
+
+    def listening():
+        log = (cluster.directory / "front-2.log").read_text()
+        return '"front_started"' in log
+
+    cluster.wait_until(listening, "the second front to listen", timeout_s=10)
+    assert all(_get(base + "/ps3/home")[0] == 200 for _ in range(20))
+    assert second.poll() is None, "the second front could not bind the shared port"
