@@ -17,7 +17,7 @@ from gevent.event import AsyncResult
 
 from api.command import Command
 from api.collapsing import BatchMember, RequestBatcher, batch_results, shard_of
-from api.context import MAX_CACHED_CALLS, current_context, spawn
+from api.context import MAX_CACHED_CALLS, current_context, future_of, spawn
 from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, Rejected,
                         RemoteCause, ShortCircuited)
 from api.connection import BrokerConnection
@@ -97,16 +97,7 @@ class Client:
     def queue(self, command: Command) -> AsyncResult:
         """Start ``command`` in its own greenlet (in this request context); the future
         holds what execute() gives."""
-        future = AsyncResult()
-
-        def run() -> None:
-            try:
-                future.set(self.execute(command))
-            except Exception as exc:  # noqa: BLE001 - handed to the future's owner
-                future.set_exception(exc)
-
-        spawn(run)
-        return future
+        return future_of(self.execute, command)
 
     def _execute_cached(self, command: Command, cache_key: Hashable) -> Any:
         """One execution per (class, key) in a request context; the rest share its answer."""

@@ -78,3 +78,17 @@ def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Gre
     greenlet.gr_context = contextvars.copy_context()
     greenlet.start()
     return greenlet
+
+
+def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
+    """Run ``function(*args)`` in a greenlet of this request context; a future of its value or error."""
+    future = AsyncResult()
+
+    def run() -> None:
+        try:
+            future.set(function(*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the future's owner
+            future.set_exception(exc)
+
+    spawn(run)
+    return future

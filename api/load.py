@@ -123,18 +123,19 @@ def plan(urls: Sequence[str], rps: float, duration_s: float, timeout_s: float = 
     return LoadPlan(targets, rps, duration_s, timeout_s, max_in_flight)
 
 
-def http_get(target: Target) -> int:
-    """One GET with ``Connection: close``; its status code once the whole body has arrived."""
+def http_get(target: Target, keep_body_bytes: int = 0) -> tuple[int, bytes]:
+    """One GET with ``Connection: close``, once the whole body has arrived: its status code
+    and the first ``keep_body_bytes`` of its body."""
     sock = socket.socket(target.family, socket.SOCK_STREAM)
     try:
         sock.connect(target.address)
         sock.sendall(target.request)
-        return _read_response(sock)
+        return _read_response(sock, keep_body_bytes)
     finally:
         sock.close()
 
 
-def _read_response(sock: socket.socket) -> int:
+def _read_response(sock: socket.socket, keep_body_bytes: int) -> tuple[int, bytes]:
     received = b""
     while b"\r\n\r\n" not in received:
         if len(received) > MAX_RESPONSE_HEAD_BYTES:
@@ -147,6 +148,7 @@ def _read_response(sock: socket.socket) -> int:
     status_line, *header_lines = head.split(b"\r\n")
     status = _status_code(status_line)
     content_length = _content_length(header_lines)
+    kept = [body[:keep_body_bytes]]
     body_bytes = len(body)
     while content_length is None or body_bytes < content_length:
         chunk = sock.recv(READ_CHUNK_BYTES)
@@ -154,8 +156,10 @@ def _read_response(sock: socket.socket) -> int:
             if content_length is None:
                 break  # no length (chunked or none): the server closes after the body
             raise BadResponse(f"connection closed after {body_bytes} of {content_length} body bytes")
+        if body_bytes < keep_body_bytes:
+            kept.append(chunk[:keep_body_bytes - body_bytes])
         body_bytes += len(chunk)
-    return status
+    return status, b"".join(kept)
 
 
 def _status_code(status_line: bytes) -> int:
@@ -255,25 +259,37 @@ class LoadRun:
         self.total.sent += 1
         self.in_flight.spawn(self._request, target, stats, scheduled_s)
 
+    #: Body bytes kept for :meth:`answered` (0: bodies are read and dropped).
+    keep_body_bytes = 0
+
     def _request(self, target: Target, stats: UrlStats, scheduled_s: float) -> None:
         # Latency counts from the scheduled start, so a generator that lags cannot hide it.
         counted = (stats, self.total)
         try:
             with gevent.Timeout(self.plan.timeout_s):
-                status = http_get(target)
+                status, body = http_get(target, self.keep_body_bytes)
         except (gevent.Timeout, gevent.GreenletExit) as exc:
             for each in counted:
                 each.timed_out += 1
+            self.failed(scheduled_s, "timed_out")
             if isinstance(exc, gevent.GreenletExit):
                 raise
             return
         except (OSError, BadResponse):
             for each in counted:
                 each.connection_errors += 1
+            self.failed(scheduled_s, "connection_error")
             return
         latency_ms = (time.monotonic() - scheduled_s) * 1000
         for each in counted:
             each.record_answer(status, latency_ms)
+        self.answered(scheduled_s, status, body, latency_ms)
+
+    def answered(self, scheduled_s: float, status: int, body: bytes, latency_ms: float) -> None:
+        """A hook for runs that keep more than counts (each request's outcome, its body)."""
+
+    def failed(self, scheduled_s: float, outcome: str) -> None:
+        """A hook: a request ``"timed_out"`` or ended in a ``"connection_error"``."""
 
     def _wait_for_in_flight(self) -> None:
         self.in_flight.join(timeout=self.plan.timeout_s + _FINAL_WAIT_GRACE_S)

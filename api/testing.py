@@ -14,16 +14,20 @@ by its pid — on ``stop()``, on leaving its ``with`` block, or at interpreter e
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-
-import gevent
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import gevent
 
 from api.client import Client
 from broker.control_client import ControlError, control_request
@@ -31,6 +35,24 @@ from shared.config import Config, load
 
 #: How long a process may take to exit after SIGTERM before it gets SIGKILL.
 STOP_GRACE_S = 5.0
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now, for a front a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, timeout_s: float = 10.0) -> tuple[int | None, Any]:
+    """(status, decoded JSON body) of a GET; (None, None) while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except OSError:
+        return None, None
 
 
 class FakeClock:

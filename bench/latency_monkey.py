@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import socket as stdlib_socket
 import sys
 import tempfile
 import time
@@ -36,10 +35,9 @@ sys.path.insert(0, str(REPO))
 
 import gevent  # noqa: E402
 import gevent.subprocess  # noqa: E402
-from gevent import socket  # noqa: E402
 
 from api import load  # noqa: E402
-from api.testing import Cluster  # noqa: E402
+from api.testing import Cluster, free_port  # noqa: E402
 
 #: Every demo dependency (demo/backends.py), one pool each.
 DEMO_POOLS = ("ab_tests", "artwork", "bookmarks", "continue_watching", "entitlements", "geo", "localization",
@@ -55,14 +53,8 @@ HEALTHY_FLOOR_MS = 50.0
 TARGET_SHARE_200 = 99.9
 TARGET_P99_SLACK_MS = 50.0
 TARGET_RECOVERY_SLACK_S = 2.0
-READ_CHUNK_BYTES = 64 * 1024
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
-
-def _free_port() -> int:
-    with stdlib_socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _dependency_commands(dependency: str) -> tuple[list[str], float, float]:
@@ -90,31 +82,6 @@ class Record:
     degraded: list[str] = field(default_factory=list)
 
 
-def get_with_body(target: load.Target) -> tuple[int, Any]:
-    """One GET (``Connection: close``): status and the JSON body (None if not JSON)."""
-    sock = socket.socket(target.family, socket.SOCK_STREAM)
-    try:
-        sock.connect(target.address)
-        sock.sendall(target.request)
-        chunks, size = [], 0
-        while True:
-            chunk = sock.recv(READ_CHUNK_BYTES)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise load.BadResponse("response too large")
-    finally:
-        sock.close()
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status = load._status_code(head.split(b"\r\n", 1)[0])  # noqa: SLF001 - the same parser as api.load
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, None
-
-
 class RecordingRun(load.LoadRun):
     """``api.load``'s open-loop schedule and in-flight cap, keeping each request's outcome and body's
     ``degraded`` list."""
@@ -123,35 +90,25 @@ class RecordingRun(load.LoadRun):
         super().__init__(load_plan)
         self.records: list[Record] = []
 
+    keep_body_bytes = MAX_BODY_BYTES
+
     def _start(self, target: load.Target, scheduled_s: float) -> None:
         if len(self.in_flight) >= self.plan.max_in_flight:
             self.records.append(Record(scheduled_s - self.started_s, "dropped"))
         super()._start(target, scheduled_s)
 
-    def _request(self, target: load.Target, stats: load.UrlStats, scheduled_s: float) -> None:
-        record = Record(scheduled_s - self.started_s, "timed_out")
-        self.records.append(record)
-        counted = (stats, self.total)
+    def answered(self, scheduled_s: float, status: int, body: bytes, latency_ms: float) -> None:
+        record = Record(scheduled_s - self.started_s, "answered", status, latency_ms)
         try:
-            with gevent.Timeout(self.plan.timeout_s):
-                status, body = get_with_body(target)
-        except (gevent.Timeout, gevent.GreenletExit) as exc:
-            for each in counted:
-                each.timed_out += 1
-            if isinstance(exc, gevent.GreenletExit):
-                raise
-            return
-        except (OSError, load.BadResponse):
-            record.outcome = "connection_error"
-            for each in counted:
-                each.connection_errors += 1
-            return
-        latency_ms = (time.monotonic() - scheduled_s) * 1000
-        record.outcome, record.status, record.latency_ms = "answered", status, latency_ms
-        if isinstance(body, dict) and isinstance(body.get("degraded"), list):
-            record.degraded = body["degraded"]
-        for each in counted:
-            each.record_answer(status, latency_ms)
+            degraded = json.loads(body).get("degraded")
+        except (ValueError, AttributeError):
+            degraded = None
+        if isinstance(degraded, list):
+            record.degraded = degraded
+        self.records.append(record)
+
+    def failed(self, scheduled_s: float, outcome: str) -> None:
+        self.records.append(Record(scheduled_s - self.started_s, outcome))
 
 
 # -- one scenario -----------------------------------------------------------------------
@@ -248,7 +205,7 @@ def _wait_for(url: str, what: str, timeout_s: float = 60.0) -> None:
     while time.monotonic() < deadline_s:
         try:
             with gevent.Timeout(5):
-                if get_with_body(target)[0] == 200:
+                if load.http_get(target)[0] == 200:
                     return
         except (gevent.Timeout, OSError, load.BadResponse):
             pass
@@ -257,7 +214,7 @@ def _wait_for(url: str, what: str, timeout_s: float = 60.0) -> None:
 
 
 def seawall_scenario(directory: Path, args: argparse.Namespace, commands: list[str]) -> Scenario:
-    port = _free_port()
+    port = free_port()
     cluster = Cluster(directory / "sw", {
         "front": {"listen": f"127.0.0.1:{port}", "endpoints": str(REPO / "endpoints")},
         "pools": {pool: {"queue_size": args.queue_size} for pool in DEMO_POOLS},
@@ -286,7 +243,7 @@ def seawall_scenario(directory: Path, args: argparse.Namespace, commands: list[s
 
 
 def naive_scenario(directory: Path, args: argparse.Namespace, commands: list[str]) -> Scenario:
-    port = _free_port()
+    port = free_port()
     chaos_file = directory / "naive-chaos.json"
     chaos_file.write_text("{}")
     os.environ["SEAWALL_NAIVE_CHAOS_FILE"] = str(chaos_file)  # inherited by the naive front

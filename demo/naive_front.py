@@ -102,18 +102,9 @@ class NaiveClient:
         return command.run()
 
     def queue(self, command: Any) -> AsyncResult:
-        future = AsyncResult()
+        from api.context import future_of  # the request context follows the greenlet
 
-        def run() -> None:
-            try:
-                future.set(self.execute(command))
-            except Exception as exc:  # noqa: BLE001 - handed to the future's owner
-                future.set_exception(exc)
-
-        from api.context import spawn  # the request context follows the greenlet
-
-        spawn(run)
-        return future
+        return future_of(self.execute, command)
 
     def close(self) -> None:
         pass

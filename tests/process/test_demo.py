@@ -7,15 +7,13 @@ where it injected the fault.
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from api.testing import free_port, get_json
 
 REPO = Path(__file__).resolve().parents[2]
 #: Every demo dependency (demo/backends.py), one pool each.
@@ -30,20 +28,6 @@ TEST_TIMEOUT_S = 3.0
 PLACEHOLDER_ARTWORK = "https://art.example.net/placeholder.jpg"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-    except OSError:
-        return None, None
 
 
 def _seawall(cluster, *args):
@@ -62,7 +46,7 @@ def _fail_every_call_of(cluster, pool):
 def demo(make_cluster, monkeypatch):
     """A front serving the repo's endpoints/, a broker, and one worker per demo pool."""
     monkeypatch.setenv("SEAWALL_DEMO_FAST", "1")
-    port = _free_port()
+    port = free_port()
     cluster = make_cluster({
         "front": {"listen": f"127.0.0.1:{port}", "endpoints": str(REPO / "endpoints")},
         "pools": {pool: {"queue_size": 20} for pool in DEMO_POOLS},
@@ -75,7 +59,7 @@ def demo(make_cluster, monkeypatch):
                        "a worker in every demo pool", timeout_s=40)
     cluster.start("front", "-m", "api")
     base = f"http://127.0.0.1:{port}"
-    cluster.wait_until(lambda: _get(base + "/")[0] == 200, "the front to listen")
+    cluster.wait_until(lambda: get_json(base + "/")[0] == 200, "the front to listen")
     return cluster, base
 
 
@@ -92,7 +76,7 @@ def _assert_member(body, user_id):
 def test_each_device_home_is_composed_and_shaped_for_its_device(demo):
     _, base = demo
 
-    status, ps3 = _get(base + "/ps3/home?user=7")
+    status, ps3 = get_json(base + "/ps3/home?user=7")
     assert status == 200, ps3
     assert set(ps3) == {"device", "user", "plan", "layout", "rows", "degraded"} and ps3["degraded"] == []
     _assert_member(ps3, 7)
@@ -102,7 +86,7 @@ def test_each_device_home_is_composed_and_shaped_for_its_device(demo):
         _assert_title(title, "id", "title", "year", "rating", "boxart")
         assert title["boxart"].endswith(f"/boxart_342x192/{title['id']}.jpg") and title["rating"] is not None
 
-    status, android = _get(base + "/android/home?user=7")
+    status, android = get_json(base + "/android/home?user=7")
     assert status == 200, android
     assert set(android) == {"device", "user", "labels", "trending", "my_list", "degraded"} and android["degraded"] == []
     _assert_member(android, 7)
@@ -114,7 +98,7 @@ def test_each_device_home_is_composed_and_shaped_for_its_device(demo):
     for title in android["my_list"]:
         _assert_title(title, "id", "title", "rating", "icon")
 
-    status, tv = _get(base + "/tv/home?user=7")
+    status, tv = get_json(base + "/tv/home?user=7")
     assert status == 200, tv
     assert set(tv) == {"device", "user", "hd", "continue_watching", "rows", "friends_watching", "more_like_this",
                        "degraded"} and tv["degraded"] == []
@@ -133,16 +117,16 @@ def test_each_device_home_is_composed_and_shaped_for_its_device(demo):
 
 def test_a_bad_user_id_is_a_400_naming_it(demo):
     _, base = demo
-    status, body = _get(base + "/tv/home?user=seven")
+    status, body = get_json(base + "/tv/home?user=seven")
     assert status == 400 and "seven" in body["error"]
 
 
 def test_a_failing_artwork_service_swaps_in_placeholder_art_and_nothing_else(demo):
     cluster, base = demo
-    _, before = _get(base + "/ps3/home?user=7")
+    _, before = get_json(base + "/ps3/home?user=7")
     _fail_every_call_of(cluster, "artwork")
 
-    status, after = _get(base + "/ps3/home?user=7")
+    status, after = get_json(base + "/ps3/home?user=7")
 
     assert status == 200 and after["degraded"] == ["GetArtwork"]
     assert {title["boxart"] for row in after["rows"] for title in row["titles"]} == {PLACEHOLDER_ARTWORK}
@@ -153,10 +137,10 @@ def test_a_failing_artwork_service_swaps_in_placeholder_art_and_nothing_else(dem
 
 def test_failing_ratings_leave_the_titles_without_stars_and_the_rest_intact(demo):
     cluster, base = demo
-    _, before = _get(base + "/android/home?user=7")
+    _, before = get_json(base + "/android/home?user=7")
     _fail_every_call_of(cluster, "ratings")
 
-    status, after = _get(base + "/android/home?user=7")
+    status, after = get_json(base + "/android/home?user=7")
 
     assert status == 200 and after["degraded"] == ["GetRating"]
     assert all(title["rating"] is None for title in after["trending"] + after["my_list"])
@@ -167,15 +151,15 @@ def test_failing_ratings_leave_the_titles_without_stars_and_the_rest_intact(demo
 
 def test_failing_recommendations_serve_the_rows_this_front_last_saw_or_none(demo):
     cluster, base = demo
-    _, ps3_before = _get(base + "/ps3/home?user=7")
-    _, tv_before = _get(base + "/tv/home?user=8")
+    _, ps3_before = get_json(base + "/ps3/home?user=7")
+    _, tv_before = get_json(base + "/tv/home?user=8")
     _fail_every_call_of(cluster, "recommendations")
 
-    status, ps3_after = _get(base + "/ps3/home?user=7")
+    status, ps3_after = get_json(base + "/ps3/home?user=7")
     assert status == 200 and ps3_after["degraded"] == ["GetRecommendations"]
     assert ps3_after["rows"] == ps3_before["rows"]  # the cache fallback, held in the front
 
-    status, tv_after = _get(base + "/tv/home?user=9")  # a member this front never served: no rows
+    status, tv_after = get_json(base + "/tv/home?user=9")  # a member this front never served: no rows
     assert status == 200 and tv_after["degraded"] == ["GetRecommendations"] and tv_after["rows"] == []
     assert tv_after["continue_watching"] and tv_after["friends_watching"] and tv_after["more_like_this"]
     assert set(tv_after) == set(tv_before)

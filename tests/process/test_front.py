@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import textwrap
-import urllib.error
-import urllib.request
 
 import pytest
+
+from api.testing import free_port, get_json
 
 HOME = textwrap.dedent('''
     from api import compose
@@ -24,11 +22,6 @@ HOME = textwrap.dedent('''
 ''')
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def front(make_cluster, tmp_path):
@@ -42,28 +35,19 @@ def front(make_cluster, tmp_path):
     cluster.wait_for_workers("sample", 1)
     cluster.start("front", "-m", "api")
     base = f"http://127.0.0.1:{port}"
-    cluster.wait_until(lambda: _get(base + "/")[0] == 200, "the front to listen")
+    cluster.wait_until(lambda: get_json(base + "/")[0] == 200, "the front to listen")
     return cluster, base, endpoints
 
-
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-    except OSError:
-        return None, None
 
 
 def test_an_endpoint_composes_calls_into_one_shaped_response(front):
     _, base, _ = front
-    assert _get(base + "/ps3/home?user=ann") == (200, {"title": "ANN", "rows": None, "badge": "from fallback"})
+    assert get_json(base + "/ps3/home?user=ann") == (200, {"title": "ANN", "rows": None, "badge": "from fallback"})
 
 
 def test_a_failing_dependency_degrades_one_part_not_the_response(front):
     _, base, _ = front
-    status, body = _get(base + "/ps3/home")
+    status, body = get_json(base + "/ps3/home")
     assert status == 200 and body["title"] == "GUEST"
     assert body["rows"] is None and body["badge"] == "from fallback"
 
@@ -71,22 +55,22 @@ def test_a_failing_dependency_degrades_one_part_not_the_response(front):
 def test_a_broken_module_answers_500_for_its_own_paths_and_the_others_serve(front):
     cluster, base, endpoints = front
     (endpoints / "tv.py").write_text("def home(request):\n    return 1 +\n")
-    cluster.wait_until(lambda: _get(base + "/tv/home")[0] == 500, "the broken module to be seen", timeout_s=5)
-    status, body = _get(base + "/tv/home")
+    cluster.wait_until(lambda: get_json(base + "/tv/home")[0] == 500, "the broken module to be seen", timeout_s=5)
+    status, body = get_json(base + "/tv/home")
     assert "tv.py does not load" in body["error"] and "SyntaxError" in body["error"]
-    assert _get(base + "/ps3/home")[0] == 200
+    assert get_json(base + "/ps3/home")[0] == 200
 
 
 def test_a_changed_module_is_picked_up_without_a_restart(front):
     cluster, base, endpoints = front
     (endpoints / "ps3.py").write_text(HOME.replace('"home": home', '"home": home, "ping": lambda request: "pong"'))
-    cluster.wait_until(lambda: _get(base + "/ps3/ping") == (200, "pong"), "the new route", timeout_s=5)
-    assert _get(base + "/ps3/home")[0] == 200
+    cluster.wait_until(lambda: get_json(base + "/ps3/ping") == (200, "pong"), "the new route", timeout_s=5)
+    assert get_json(base + "/ps3/home")[0] == 200
 
 
 def test_an_unknown_path_is_404_listing_the_endpoints(front):
     _, base, _ = front
-    status, body = _get(base + "/android/home")
+    status, body = get_json(base + "/android/home")
     assert status == 404 and body["endpoints"] == ["/ps3/home"]
 
 
@@ -99,5 +83,5 @@ def test_a_second_front_process_listens_on_the_same_port(front):
         return '"front_started"' in log
 
     cluster.wait_until(listening, "the second front to listen", timeout_s=10)
-    assert all(_get(base + "/ps3/home")[0] == 200 for _ in range(20))
+    assert all(get_json(base + "/ps3/home")[0] == 200 for _ in range(20))
     assert second.poll() is None, "the second front could not bind the shared port"

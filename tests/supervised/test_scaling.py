@@ -74,7 +74,8 @@ def test_scaling_2_6_1_3_under_load_loses_fails_or_doubles_no_call(cluster):
     load = SteadyLoad(cluster, callers=2, command=lambda: Sleep(seconds=0.02))
     for count in (6, 1, 3):
         _scale(cluster, count)
-        gevent.sleep(0.5)  # let the load run at this size
+        answered = len(load.outcomes)
+        cluster.wait_until(lambda: len(load.outcomes) >= answered + 20, f"calls served at size {count}")
     load.stop()
 
     assert load.started > 50
@@ -90,7 +91,7 @@ def test_scaling_2_6_1_3_under_load_loses_fails_or_doubles_no_call(cluster):
 @pytest.mark.queue_size(0)  # no queue: a call in the gap is rejected at once, not held until workers return
 def test_restarting_the_pool_group_under_load_falls_back_in_the_gap_and_serves_again(cluster):
     load = SteadyLoad(cluster, callers=4, command=lambda: SleepWithFallback(seconds=0.01))
-    gevent.sleep(0.3)
+    cluster.wait_until(lambda: len(load.outcomes) >= 20, "the load to be flowing")
     result = subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c", str(cluster.supervisord_conf),
                              "restart", "pools:*"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
