@@ -16,7 +16,7 @@ from broker.breaker import Breaker, BreakerSettings, BreakerState, Transition
 from shared.config import COMMAND_SETTINGS, Config
 from shared.events import Event
 from shared.logging import get_logger
-from shared.rolling import KeyedStore, RollingCounts, RollingPercentiles
+from shared.rolling import KeyedStore, RollingCounts, RollingMax, RollingPercentiles
 
 log = get_logger("broker.commands")
 
@@ -43,6 +43,8 @@ _SETTING_FOR_FIELD = {
 #: Outcomes of an execution, whose latency the percentiles count (not rejections,
 #: short-circuits, fallbacks or cache hits).
 _EXECUTED = frozenset({Event.SUCCESS, Event.FAILURE, Event.TIMEOUT, Event.BAD_REQUEST, Event.WORKER_LOST})
+#: What a collapser counts in its window: batches sent, calls in them.
+_BATCH_COUNTS = ("batches", "requests")
 
 
 @dataclass
@@ -52,18 +54,43 @@ class CommandRecord:
     counts: RollingCounts[Event]
     latency: RollingPercentiles
     clock: Callable[[], float]
+    #: received -> answered, queueing included (``latency`` is the worker's run() alone)
+    total_latency: RollingPercentiles
+    #: calls of this command running in workers now, and the most at once in the window
+    running: int = 0
+    max_running: RollingMax | None = None
+    #: the pool its calls go to; "" while none has (semaphore commands never do)
+    pool: str = ""
     #: sizes of the batches this command's calls were collapsed into (collapsers only)
     batch_sizes: RollingPercentiles | None = None
+    batch_counts: RollingCounts[str] | None = None
+    #: the collapsing settings callers last asked for
+    collapse_window_ms: float = 0.0
+    collapse_max_batch: int = 0
 
     def record_batch(self, size: int) -> None:
         if self.batch_sizes is None:
             self.batch_sizes = RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock)
+            settings = self.breaker.settings
+            self.batch_counts = RollingCounts(_BATCH_COUNTS, settings.window_s, settings.window_buckets, self.clock)
         self.batch_sizes.add(size)
+        self.batch_counts.add("batches")
+        self.batch_counts.add("requests", size)
 
-    def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
+    def started(self) -> None:
+        """A call of this command went to a worker."""
+        self.running += 1
+        self.max_running.add(self.running)
+
+    def finished(self) -> None:
+        """A call of this command left its worker (answered, or the worker is gone)."""
+        self.running -= 1
+
+    def record(self, event: Event, latency_ms: float, trial: int = 0, total_ms: float | None = None) -> None:
         self.counts.add(event)
         if event in _EXECUTED:
             self.latency.add(latency_ms)
+            self.total_latency.add(latency_ms if total_ms is None else total_ms)
         self.breaker.record(event, latency_ms, trial)
 
     def status(self) -> dict[str, Any]:
@@ -134,6 +161,10 @@ class CommandRegistry:
         record.breaker.update_settings(settings)
         if (settings.window_s, settings.window_buckets) != old_window:
             record.counts = RollingCounts(list(Event), settings.window_s, settings.window_buckets, self.clock)
+            record.max_running = RollingMax(settings.window_s, settings.window_buckets, self.clock)
+            if record.batch_counts is not None:
+                record.batch_counts = RollingCounts(_BATCH_COUNTS, settings.window_s, settings.window_buckets,
+                                                    self.clock)
 
     def breaker_settings(self, key: str) -> BreakerSettings:
         class_settings = self.class_settings.get(key, {})
@@ -150,4 +181,6 @@ class CommandRegistry:
             RollingCounts(list(Event), settings.window_s, settings.window_buckets, self.clock),
             RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock),
             self.clock,
+            RollingPercentiles(PERCENTILE_WINDOW_S, PERCENTILE_BUCKETS, self.clock),
+            max_running=RollingMax(settings.window_s, settings.window_buckets, self.clock),
         )

@@ -14,7 +14,7 @@ from typing import Callable
 
 from broker.calls import Call
 from shared.events import Event
-from shared.rolling import RollingCounts
+from shared.rolling import RollingCounts, RollingMax
 
 #: Pool outcome counts (rejections, timeouts, ...) cover this window, as Hystrix's pools do.
 POOL_WINDOW_S = 10.0
@@ -54,12 +54,21 @@ class Pool:
         #: faults injected into this pool's calls (``seawall chaos``); {} = none
         self.chaos: dict[str, float] = {}
         self._free_slots: deque[bytes] = deque()
+        # What Hystrix shows of a thread pool: calls handed out and finished since the
+        # broker started, the most slots it ever had, and the busiest moment in the window.
+        self.submitted_total = 0
+        self.completed_total = 0
+        self.largest_slots = 0
+        self.running = 0
+        self.max_running = RollingMax(POOL_WINDOW_S, POOL_WINDOW_BUCKETS, clock)
+        self.executed: RollingCounts[str] = RollingCounts(["executed"], POOL_WINDOW_S, POOL_WINDOW_BUCKETS, clock)
 
     # -- membership ----------------------------------------------------------------------
 
     def add_worker(self, worker: WorkerRecord) -> None:
         """Add a worker; its free slots interleave with the others' so work spreads."""
         self.workers[worker.identity] = worker
+        self.largest_slots = max(self.largest_slots, self.slots)
         free_by_worker: dict[bytes, int] = {}
         for identity in self._free_slots:
             free_by_worker[identity] = free_by_worker.get(identity, 0) + 1
@@ -105,6 +114,18 @@ class Pool:
     def release_slot(self, worker: WorkerRecord) -> None:
         if not worker.draining and self.workers.get(worker.identity) is worker:
             self._free_slots.append(worker.identity)
+
+    def call_started(self) -> None:
+        self.submitted_total += 1
+        self.running += 1
+        self.max_running.add(self.running)
+
+    def call_finished(self, completed: bool) -> None:
+        """A call left its worker: ``completed`` if the worker answered it."""
+        self.running -= 1
+        if completed:
+            self.completed_total += 1
+            self.executed.add("executed")
 
     def has_free_slot(self) -> bool:
         return bool(self._free_slots)

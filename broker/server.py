@@ -19,7 +19,9 @@ from broker.batching import Batcher, OpenBatch, unique_payloads
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
 from broker.control import handle_control
+from broker.metrics import METRICS_INTERVAL_S, broker_identity, snapshot
 from broker.pool import Pool, WorkerRecord
+from broker.call_log import CallLog
 from shared import protocol
 from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, ensure_run_dir, with_overrides
 from shared.events import Event
@@ -60,6 +62,9 @@ class Broker:
         self._next_liveness_check_s = 0.0
         self._next_snapshot_s = 0.0
         self._next_front_beat_s = 0.0
+        self._next_metrics_s = 0.0
+        self._identity = broker_identity()
+        self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -112,9 +117,14 @@ class Broker:
             if now_s >= self._next_front_beat_s:
                 self._next_front_beat_s = now_s + FRONT_BEAT_S
                 send_frames(self.events, protocol.STATE_HEARTBEAT)
+            if now_s >= self._next_metrics_s:
+                self._next_metrics_s = now_s + METRICS_INTERVAL_S
+                send_frames(self.events, protocol.metrics(snapshot(self, self._identity)))
+                self.call_log.rejections.flush()
 
     def _poll_timeout_ms(self) -> int:
-        wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s)
+        wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s,
+                     self._next_metrics_s)
         for soonest_s in (self.calls.next_deadline_s(), self.batcher.next_close_s()):
             if soonest_s is not None and soonest_s < wake_s:
                 wake_s = soonest_s
@@ -153,6 +163,7 @@ class Broker:
         admission = record.breaker.admit(deadline_s)
         if admission is Admission.SHORT_CIRCUIT:
             record.record(Event.SHORT_CIRCUITED, 0.0)
+            self.call_log.rejections.note(message.command, message.dependency, Event.SHORT_CIRCUITED.value)
             self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
                 "ShortCircuited", f"the breaker of {message.command} is {record.breaker.effective_state()}"))
             return None
@@ -160,10 +171,12 @@ class Broker:
         pool = self._pool_for_request(message.dependency)
         if pool is None:
             record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)
+            self.call_log.rejections.note(message.command, message.dependency, Event.THREAD_POOL_REJECTED.value)
             self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "NoSuchPool", f"no pool {message.dependency!r}: no worker has registered for it "
                 f"and [pools.{message.dependency}] is not configured"))
             return None
+        record.pool = pool.name
         call = Call(self.calls.new_id(), caller, message.call_id, message.command, pool.name,
                     deadline_s, message.payload, now_s, record, trial)
         return call, pool
@@ -180,6 +193,8 @@ class Broker:
         """Hold a collapsible call in the batching stage; send its batch if it is full."""
         admitted = self._admit(caller, message)
         if admitted is not None:
+            record = admitted[0].record
+            record.collapse_window_ms, record.collapse_max_batch = message.window_ms, message.max_batch
             full = self.batcher.add(admitted[0], message.shard, message.window_ms / 1000, message.max_batch)
             if full is not None:
                 self._submit_batch(full)
@@ -228,6 +243,7 @@ class Broker:
                 if event in HEALTH_EVENTS and record.breaker.admit(now_s) is Admission.TRIAL:
                     trial = record.breaker.trial_token
                 record.record(event, latency_ms, trial)
+                self.call_log.reported(key, record.pool, event, latency_ms)
 
     def _pool_for_request(self, name: str) -> Pool | None:
         pool = self.pools.get(name)
@@ -252,10 +268,11 @@ class Broker:
             return
         call.answered = True
         self.pools[call.pool].events.add(outcome)
-        latency_ms = execution_ms if call.worker is not None and execution_ms else \
-            (self.clock() - call.received_s) * 1000
-        call.record.record(outcome, latency_ms, call.trial)
+        total_ms = (self.clock() - call.received_s) * 1000
+        latency_ms = execution_ms if call.worker is not None and execution_ms else total_ms
+        call.record.record(outcome, latency_ms, call.trial, total_ms)
         self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
+        self.call_log.answered(call.command, call.pool, outcome, latency_ms, total_ms, payload)
 
     def _answer_members(self, batch: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
         """Each call of a batch gets its own result; a whole-batch failure fails each."""
@@ -277,6 +294,8 @@ class Broker:
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
         call.worker = worker.identity
         worker.held.add(call.call_id)
+        call.record.started()
+        self.pools[call.pool].call_started()
         remaining_ms = max(1, int((call.deadline_s - now_s) * 1000))
         encode = protocol.batch if call.batch else protocol.call
         send_frames(self.back, [worker.identity, *encode(call.call_id, call.command, remaining_ms, call.payload)])
@@ -369,6 +388,8 @@ class Broker:
         self.calls.pop(call.call_id)
         worker.held.discard(call.call_id)
         worker.calls_served += 1
+        call.record.finished()
+        self.pools[worker.pool].call_finished(completed=True)
         if not call.answered:
             self._answer(call, result.outcome, result.execution_ms, result.payload)
         self._free_slot(worker, now_s)
@@ -399,13 +420,17 @@ class Broker:
         lost = 0
         for call_id in worker.held:
             call = self.calls.pop(call_id)
+            if call is not None:
+                call.record.finished()
+                pool.call_finished(completed=False)
             if call is not None and not call.answered:
                 lost += 1
                 self._answer(call, Event.WORKER_LOST, 0.0, protocol.encode_error(
                     "WorkerLost", f"worker pid {worker.pid} of pool {worker.pool!r} {reason} while running the call"))
-        log_method = log.info if reason == "said goodbye" else log.warning
-        log_method("worker_left", dependency=worker.pool, worker_pid=worker.pid, reason=reason, calls_lost=lost,
-                   pool_workers=len(pool.workers), pool_slots=pool.slots)
+        gone = reason == "said goodbye"
+        (log.info if gone else log.warning)("worker_left" if gone else "worker_lost", dependency=worker.pool,
+                                            worker_pid=worker.pid, reason=reason, calls_lost=lost,
+                                            pool_workers=len(pool.workers), pool_slots=pool.slots)
 
     def _check_liveness(self, now_s: float) -> None:
         """Remove workers silent for LIVENESS_INTERVALS beats; beat to the others.
@@ -427,8 +452,10 @@ class Broker:
     # -- breakers and runtime settings, published to fronts ----------------------------
 
     def _on_breaker_transition(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        volume, error_pct, _ = breaker.health()
         log_method = log.warning if new is BreakerState.OPEN else log.info
-        log_method("breaker_changed", command=breaker.key, old=old.value, new=new.value, reason=reason)
+        log_method(_BREAKER_EVENTS[new], command=breaker.key, old=old.value, new=new.value, reason=reason,
+                   error_pct=round(error_pct, 1), volume=volume)
         self._publish_breaker(breaker)
 
     def _publish_breaker(self, breaker: Breaker) -> None:
@@ -508,6 +535,11 @@ class Broker:
             "commands": {key: record.status() for key, record in sorted(self.commands.items())},
             "overrides": dict(self.overrides),
         }
+
+
+#: The log event of each breaker transition, by the state it enters.
+_BREAKER_EVENTS = {BreakerState.OPEN: "breaker_opened", BreakerState.CLOSED: "breaker_closed",
+                   BreakerState.HALF_OPEN: "breaker_half_open"}
 
 
 def _published_state(breaker: Breaker) -> tuple[str, int]:

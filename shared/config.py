@@ -99,6 +99,13 @@ def percent(value: Any) -> float:
     return number
 
 
+def fraction(value: Any) -> float:
+    number = _number(value, 0, strict=False)
+    if number > 1:
+        raise ValueError(f"expected a fraction in [0, 1], got {value!r}")
+    return number
+
+
 def one_of(*choices: str) -> Checker:
     def check(value: Any) -> str:
         if value not in choices:
@@ -119,6 +126,24 @@ def endpoint(value: Any) -> str:
     if not value.startswith(("ipc://", "tcp://", "inproc://")):
         raise ValueError(f"expected a ZeroMQ endpoint (ipc://, tcp://), got {value!r}")
     return value
+
+
+#: Most brokers one front aggregates metrics from (``[front] metrics_sources``).
+MAX_METRICS_SOURCES = 64
+
+
+def endpoint_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_METRICS_SOURCES:
+        raise ValueError(f"expected a list of 1 to {MAX_METRICS_SOURCES} ZeroMQ endpoints, got {value!r:.100}")
+    checked = []
+    for index, item in enumerate(value):
+        try:
+            checked.append(endpoint(item))
+        except ValueError as exc:
+            raise ValueError(f"item {index}: {exc}") from None
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"expected distinct endpoints, got {value!r:.100}")
+    return tuple(checked)
 
 
 @dataclass(frozen=True)
@@ -173,6 +198,13 @@ SUPERVISOR_SETTINGS: dict[str, Setting] = {
 FRONT_SETTINGS: dict[str, Setting] = {
     "listen": Setting(text, "127.0.0.1:8080", "HTTP front address"),
     "endpoints": Setting(text, "endpoints", "directory of endpoint modules"),
+    "metrics_sources": Setting(endpoint_list, (), "events endpoints of the brokers whose metrics this front "
+                                                  "aggregates; none = this config's endpoints.events"),
+}
+
+#: What the logs hold, in ``[logging]``.
+LOGGING_SETTINGS: dict[str, Setting] = {
+    "success_sample_rate": Setting(fraction, 0.01, "share of plain successes logged (faults are always logged)"),
 }
 
 
@@ -209,6 +241,7 @@ class Config:
     broker: dict[str, Any] = field(default_factory=dict)
     front: dict[str, Any] = field(default_factory=dict)
     supervisor: dict[str, Any] = field(default_factory=dict)
+    logging: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def command_setting(self, command_key: str, name: str, class_value: Any = None) -> Any:
@@ -234,12 +267,15 @@ class Config:
     def front_setting(self, name: str) -> Any:
         return self.front.get(name, FRONT_SETTINGS[name].default)
 
+    def logging_setting(self, name: str) -> Any:
+        return self.logging.get(name, LOGGING_SETTINGS[name].default)
+
     def supervisor_serverurl(self) -> str:
         url = self.supervisor.get("serverurl", SUPERVISOR_SETTINGS["serverurl"].default)
         return url.replace(f"://{RUN_PLACEHOLDER}/", f"://{self.run_dir}/", 1)
 
 
-_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front", "supervisor")
+_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front", "supervisor", "logging")
 
 
 def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None) -> Config:
@@ -267,6 +303,7 @@ def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None
             broker=_check_table(document.get("broker", {}), BROKER_SETTINGS, "broker"),
             front=_check_table(document.get("front", {}), FRONT_SETTINGS, "front"),
             supervisor=_check_table(document.get("supervisor", {}), SUPERVISOR_SETTINGS, "supervisor"),
+            logging=_check_table(document.get("logging", {}), LOGGING_SETTINGS, "logging"),
             source=source,
         )
     except ConfigError as exc:

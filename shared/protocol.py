@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 import msgpack
 
 from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES, Event
+from shared.metrics_schema import check_snapshot
 
 #: Protocol name and version: the first frame of every message.
 PROTOCOL = b"SW01"
@@ -62,6 +63,7 @@ class Kind(enum.IntEnum):
     COLLAPSIBLE = 18  # caller -> broker: a call the broker may collapse with others (global scope)
     BATCH_REQUEST = 19  # caller -> broker: calls a front already collapsed (request scope)
     BATCH = 20  # broker -> worker: run these calls with run_batch()
+    METRICS = 21  # broker PUB -> observers: rolling metrics of every command, pool and collapser
 
 
 class ProtocolError(ValueError):
@@ -152,6 +154,10 @@ class Snapshot(NamedTuple):
     overrides: dict[str, Any]
 
 
+class Metrics(NamedTuple):
+    snapshot: dict[str, Any]  # checked against shared/metrics_schema.py
+
+
 class Chaos(NamedTuple):
     settings: dict[str, Any]  # latency_ms, latency_pct, error_pct, hang_pct; {} = none
     kill: bool  # die now, as kill -9 would
@@ -177,7 +183,7 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch)
+           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics)
 
 #: Most calls in one batch.
 MAX_BATCH = 10_000
@@ -186,6 +192,8 @@ MAX_WINDOW_MS = 10_000.0
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
+#: PUB topic of the metrics snapshots (shared/metrics_schema.py) that dashboards read.
+METRICS_TOPIC = b"metrics"
 
 _SIGNAL_KINDS = frozenset(
     {Kind.HEARTBEAT, Kind.DRAINING, Kind.DRAIN_ACK, Kind.GOODBYE, Kind.RESET}
@@ -334,6 +342,20 @@ def breaker_change(command: str, state: str, retry_in_ms: int) -> list[bytes]:
 
 def snapshot(breakers: dict[str, tuple[str, int]], overrides: dict[str, Any]) -> list[bytes]:
     return [STATE_TOPIC, *_frames([Kind.SNAPSHOT], encode_value({"breakers": breakers, "overrides": overrides}))]
+
+
+def metrics(snapshot: dict[str, Any]) -> list[bytes]:
+    return [METRICS_TOPIC, *_frames([Kind.METRICS], encode_value(snapshot))]
+
+
+def decode_metrics(frames: list[bytes]) -> dict[str, Any]:
+    """A metrics snapshot as published (topic frame first), every field checked."""
+    if not frames or frames[0] != METRICS_TOPIC:
+        raise ProtocolError(f"expected the {METRICS_TOPIC!r} topic frame first")
+    message = decode(frames[1:])
+    if type(message) is not Metrics:
+        raise ProtocolError(f"expected a METRICS message, got {type(message).__name__}")
+    return message.snapshot
 
 
 def chaos(settings: dict[str, Any], kill: bool = False) -> list[bytes]:
@@ -567,6 +589,16 @@ def _decode_snapshot(kind: Kind, fields: list[Any], payload: bytes | None) -> Sn
 _BREAKER_STATES = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 
 
+def _decode_metrics(kind: Kind, fields: list[Any], payload: bytes | None) -> Metrics:
+    _expect_fields(fields, ())
+    try:
+        return Metrics(check_snapshot(_decode_map(payload)))
+    except ValueError as exc:
+        if isinstance(exc, ProtocolError):
+            raise
+        raise ProtocolError(str(exc)) from None
+
+
 def _decode_report(kind: Kind, fields: list[Any], payload: bytes | None) -> Report:
     _expect_fields(fields, ())
     checked: dict[str, list[tuple[Event, float]]] = {}
@@ -641,4 +673,5 @@ _DECODERS = {
     Kind.COLLAPSIBLE: _decode_collapsible,
     Kind.BATCH_REQUEST: _decode_batch_request,
     Kind.BATCH: _decode_batch,
+    Kind.METRICS: _decode_metrics,
 }

@@ -124,6 +124,8 @@ class RollingPercentiles:
     def __init__(self, window_s: float = 60.0, buckets: int = 6, clock: Clock = time.monotonic) -> None:
         self._ring = _Ring(window_s, buckets, clock)
         self._bins = [[0] * LATENCY_BINS for _ in range(buckets)]
+        #: every bucket's bins added up, kept as values come and go (percentiles read one array)
+        self._merged = [0] * LATENCY_BINS
         self._sums_ms = [0.0] * buckets
         self._counts = [0] * buckets
 
@@ -133,6 +135,10 @@ class RollingPercentiles:
             return  # still in the current bucket: nothing expires
         for cleared in ring.advance():
             if self._counts[cleared]:
+                merged = self._merged
+                for index, count in enumerate(self._bins[cleared]):
+                    if count:
+                        merged[index] -= count
                 self._bins[cleared] = [0] * LATENCY_BINS
                 self._sums_ms[cleared] = 0.0
                 self._counts[cleared] = 0
@@ -140,7 +146,9 @@ class RollingPercentiles:
     def add(self, latency_ms: float) -> None:
         self._advance()
         current = self._ring.current
-        self._bins[current][latency_bin(latency_ms)] += 1
+        index = latency_bin(latency_ms)
+        self._bins[current][index] += 1
+        self._merged[index] += 1
         self._sums_ms[current] += latency_ms
         self._counts[current] += 1
 
@@ -156,8 +164,8 @@ class RollingPercentiles:
     def percentiles(self, points: Sequence[float]) -> dict[float, float]:
         """Latency (ms) at each percentile in ``points`` (0-100); zeros with no data."""
         self._advance()
-        merged = [sum(column) for column in zip(*self._bins)]
-        total = sum(merged)
+        merged = self._merged
+        total = sum(self._counts)
         result = {point: 0.0 for point in points}
         if not total:
             return result
@@ -172,6 +180,26 @@ class RollingPercentiles:
             if target_index == len(targets):
                 break
         return result
+
+
+class RollingMax:
+    """The largest value seen over the last ``window_s`` (Hystrix's rolling max concurrency)."""
+
+    def __init__(self, window_s: float = 10.0, buckets: int = 10, clock: Clock = time.monotonic) -> None:
+        self._ring = _Ring(window_s, buckets, clock)
+        self._maxima = [0.0] * buckets
+
+    def add(self, value: float) -> None:
+        for cleared in self._ring.advance():
+            self._maxima[cleared] = 0.0
+        current = self._ring.current
+        if value > self._maxima[current]:
+            self._maxima[current] = value
+
+    def max(self) -> float:
+        for cleared in self._ring.advance():
+            self._maxima[cleared] = 0.0
+        return max(self._maxima)
 
 
 class KeyedStore(Generic[K, V]):
