@@ -36,7 +36,7 @@ run: $(STAMP_RUN)
 	@echo "              break one: $(BIN)/seawall --config seawall.toml chaos errors recommendations 100"
 	@echo "  status:     $(BIN)/seawall --config seawall.toml status"
 	@echo "  processes:  $(SUPERVISORCTL) status"
-	@echo "  logs:       tail -f run/logs/caller.log   (JSON lines; also broker.log, front.log, pool-*.log)"
+	@echo "  logs:       make logs   (or $(BIN)/seawall --config seawall.toml logs --follow --event breaker_opened)"
 	@echo "  stop:       make stop"
 
 stop:
@@ -45,8 +45,8 @@ stop:
 status: $(STAMP_RUN)
 	@$(BIN)/seawall --config seawall.toml status
 
-logs:
-	tail -f run/logs/*.log
+logs: $(STAMP_RUN)
+	@$(BIN)/seawall --config seawall.toml logs --follow -n 20 $(LOGS_ARGS)
 
 test: $(STAMP_TEST)
 	$(BIN)/python -m pytest

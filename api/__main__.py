@@ -24,9 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the modules endpoints import
     import api
     from api.front import serve
+    from shared.security import check_keys
 
     try:
         client = api.configure(args.config)
+        check_keys(client.config, ("front",))
     except ConfigError as exc:
         print(f"seawall-front: {exc}", file=sys.stderr)
         return EXIT_BAD_SETUP

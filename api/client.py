@@ -20,7 +20,10 @@ from api.collapsing import BatchMember, RequestBatcher, batch_results, shard_of
 from api.context import MAX_CACHED_CALLS, current_context, future_of, spawn
 from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFailed, CommandTimeout, Rejected,
                         RemoteCause, ShortCircuited)
+from api.breakers import BreakerView
+from api.brokers import BrokerSet
 from api.connection import BrokerConnection
+from api.reports import OutcomeReports
 from api.limits import InFlightLimits
 from shared import protocol
 from shared.config import Config, ConfigError, check_override, load, with_overrides
@@ -40,9 +43,9 @@ class Client:
         self._file_config = config
         self._config = config
         self._overrides: dict[str, Any] = {}
-        self.connection = BrokerConnection(config.endpoints, self._apply_overrides)
-        self.breakers = self.connection.breakers
-        self._reports = self.connection.reports
+        self.brokers = BrokerSet(config, self._apply_overrides)
+        #: this host's broker (the only one unless ``[brokers.NAME]`` lists more)
+        self.connection = self.brokers.connections[0]
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         self._semaphores = InFlightLimits()
         self._fallbacks = InFlightLimits()
@@ -65,12 +68,21 @@ class Client:
     @property
     def pending_calls(self) -> int:
         """Calls sent and not yet answered or timed out."""
-        return self.connection.pending_calls
+        return self.brokers.pending_calls
 
     @property
     def broker_down(self) -> bool:
-        """True while the broker is not heard: calls fail fast into their fallbacks."""
-        return self.connection.broker_down
+        """True while no broker is heard: calls fail fast into their fallbacks."""
+        return self.brokers.all_down
+
+    @property
+    def breakers(self) -> BreakerView:
+        """Breakers as the first broker heard publishes them."""
+        return self.brokers.primary.breakers
+
+    @property
+    def _reports(self) -> OutcomeReports:
+        return self.brokers.primary.reports
 
     def setting(self, command_class: type[Command], name: str) -> Any:
         """A per-command setting: config section, class attribute, [defaults], built-in."""
@@ -164,33 +176,33 @@ class Client:
     def _run_remote(self, command: Command) -> Any:
         command_class = type(command)
         timeout_s = self.timeout_s(command_class)
-        self.connection.open()
-        if self.broker_down or self.breakers.short_circuits(command.key):
+        connection, refusal = self.brokers.choose(command.key, command.dependency)
+        if connection is None:
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
-            raise self._short_circuit(command, "the broker is unreachable" if self.broker_down
-                                      else "the breaker is OPEN")
+            raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
         if command_class.collapse is None:
-            call_id, waiter = self._send(protocol.request, command, timeout_s)
+            call_id, waiter = self._send(connection, protocol.request, command, timeout_s)
         elif command_class.collapse == "global":
-            call_id, waiter = self._send(protocol.collapsible, command, timeout_s, shard_of(command),
+            call_id, waiter = self._send(connection, protocol.collapsible, command, timeout_s, shard_of(command),
                                          self.setting(command_class, "collapse_window_ms"),
                                          self.setting(command_class, "collapse_max_batch"))
         else:
             waiter = self._collapse_in_request(command, timeout_s)
         if not waiter.wait(timeout_s):
-            self.connection.forget(call_id)
+            connection.forget(call_id)
             raise CommandTimeout(
                 f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
                 command=command.key, dependency=command.dependency,
             )
         return _value_of(command, waiter.value)
 
-    def _send(self, encode: Any, command: Command, timeout_s: float, *extra: Any) -> tuple[int, AsyncResult]:
+    def _send(self, connection: BrokerConnection, encode: Any, command: Command, timeout_s: float,
+              *extra: Any) -> tuple[int, AsyncResult]:
         """Send one call; its waiter gets the Reply."""
         timeout_ms = max(1, int(timeout_s * 1000))
-        return self.connection.send_call(lambda call_id: encode(
-            call_id, command.key, command.dependency, timeout_ms, *extra, command._payload))
+        return connection.send_call(lambda call_id: encode(
+            call_id, command.key, command.dependency, timeout_ms, *extra, command._payload), command.dependency)
 
     def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult:
         context = current_context()
@@ -222,12 +234,14 @@ class Client:
         if timeout_s <= 0:
             return  # every member has timed out already
         first = members[0].command
-        self.connection.open()
+        connection, _ = self.brokers.choose(first.key, first.dependency)
+        if connection is None:  # its members were admitted a moment ago: try the first heard
+            connection = self.brokers.primary
         payload = protocol.pack_batch(list(index_by_payload))
-        call_id, waiter = self.connection.send_call(lambda call_id: protocol.batch_request(
-            call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)), payload))
+        call_id, waiter = connection.send_call(lambda call_id: protocol.batch_request(
+            call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)), payload), first.dependency)
         if not waiter.wait(timeout_s):
-            self.connection.forget(call_id)
+            connection.forget(call_id)
             return
         reply = waiter.value
         results = None
@@ -248,7 +262,7 @@ class Client:
         Unlike Hystrix's semaphore isolation (#835, #1345) the timeout frees the caller:
         it is raised into run() at the deadline.
         """
-        self.connection.open()  # reports and breaker news travel on it
+        self.brokers.open()  # reports and breaker news travel on it
         if self.breakers.short_circuits(command.key):
             raise self._short_circuit(command, "the breaker is OPEN")
         key = command.key
@@ -323,7 +337,7 @@ class Client:
         log.info("runtime_settings_applied", overrides=overrides)
 
     def close(self) -> None:
-        self.connection.close()
+        self.brokers.close()
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

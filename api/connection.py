@@ -21,9 +21,11 @@ from gevent.event import AsyncResult
 from api.breakers import BreakerView
 from api.reports import OutcomeReports
 from shared import protocol
+from shared.config import Config
 from shared.events import Event
 from shared.logging import get_logger
 from shared.owned_socket import OwnedSocket
+from shared.security import secure_client
 from shared.transport import make_socket
 
 log = get_logger("api.connection")
@@ -35,9 +37,21 @@ BROKER_CHECK_S = 0.1
 
 
 class BrokerConnection:
-    def __init__(self, endpoints: dict[str, str], on_overrides: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, endpoints: dict[str, str], on_overrides: Callable[[dict[str, Any]], None], *,
+                 config: Config | None = None, server_key: str | None = None, track_capacity: bool = False,
+                 name: str = "broker") -> None:
         self._endpoints = endpoints
         self._on_overrides = on_overrides
+        self._config = config
+        self._server_key = server_key
+        self.name = name
+        #: with several brokers: each pool's free slots and queue places at the last
+        #: metrics snapshot, and this caller's calls out to it now and at that snapshot
+        self._track_capacity = track_capacity
+        self._room_by_pool: dict[str, int] = {}
+        self._out_by_pool: dict[str, int] = {}
+        self._out_at_snapshot: dict[str, int] = {}
+        self._pool_of_call: dict[int, str] = {}
         self.breakers = BreakerView()
         self.reports = OutcomeReports()
         self.broker_down = False
@@ -61,11 +75,15 @@ class BrokerConnection:
         self._pid = os.getpid()
         self._pending.clear()  # calls of a parent process are not ours to answer
         calls = make_socket(zmq.DEALER)
+        self._secure(calls, self._endpoints["front"])
         calls.connect(self._endpoints["front"])
         self._calls = OwnedSocket(calls, self._on_reply, "front")
         self._calls.start()
         state = make_socket(zmq.SUB)
         state.setsockopt(zmq.SUBSCRIBE, protocol.STATE_TOPIC)
+        if self._track_capacity:
+            state.setsockopt(zmq.SUBSCRIBE, protocol.METRICS_TOPIC)
+        self._secure(state, self._endpoints["events"])
         state.connect(self._endpoints["events"])
         self._state = OwnedSocket(state, self._on_state, "events")
         self._state.start()
@@ -73,17 +91,38 @@ class BrokerConnection:
         self.broker_down = False
         self._watcher = gevent.spawn(self._watch)
 
-    def send_call(self, frames_for: Callable[[int], list[bytes]]) -> tuple[int, AsyncResult]:
+    def _secure(self, sock: zmq.Socket, endpoint: str) -> None:
+        if self._config is not None:
+            secure_client(sock, self._config, "front", endpoint, self._server_key)
+
+    def room(self, pool: str) -> int:
+        """Free slots and queue places the pool had at the last snapshot, less the calls
+        this caller has sent there since (net of answers); -1 where the pool is unknown."""
+        if pool not in self._room_by_pool:
+            return -1
+        return self._room_by_pool[pool] - (self._out_by_pool.get(pool, 0) - self._out_at_snapshot.get(pool, 0))
+
+    def send_call(self, frames_for: Callable[[int], list[bytes]], pool: str = "") -> tuple[int, AsyncResult]:
         """Send the message ``frames_for(call_id)``; the waiter gets its Reply."""
         call_id = next(self._call_ids)
         waiter = AsyncResult()
         self._pending[call_id] = waiter
+        if self._track_capacity:
+            self._pool_of_call[call_id] = pool
+            self._out_by_pool[pool] = self._out_by_pool.get(pool, 0) + 1
         self._calls.send(frames_for(call_id))
         return call_id, waiter
 
     def forget(self, call_id: int | None) -> None:
         """The caller stopped waiting (its timeout): a late reply is dropped."""
         self._pending.pop(call_id, None)
+        if self._track_capacity:
+            self._call_done(call_id)
+
+    def _call_done(self, call_id: int | None) -> None:
+        pool = self._pool_of_call.pop(call_id, None)
+        if pool is not None:
+            self._out_by_pool[pool] -= 1
 
     def close(self) -> None:
         if self._pid == os.getpid():
@@ -103,11 +142,16 @@ class BrokerConnection:
                 log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
             return
         waiter = self._pending.pop(message.call_id, None)
+        if self._track_capacity:
+            self._call_done(message.call_id)
         if waiter is not None:  # else: the caller already timed out
             waiter.set(message)
 
     def _on_state(self, frames: list[bytes]) -> None:
         """Breaker changes, snapshots and beats the broker publishes."""
+        if frames and frames[0] == protocol.METRICS_TOPIC:
+            self._on_metrics(frames)
+            return
         message = protocol.decode_or_log(frames[1:], log, "events")
         self._heard_s = time.monotonic()
         if type(message) is protocol.BreakerChange:
@@ -117,6 +161,18 @@ class BrokerConnection:
             if message.overrides != self.overrides:
                 self.overrides = message.overrides
                 self._on_overrides(message.overrides)
+
+    def _on_metrics(self, frames: list[bytes]) -> None:
+        try:
+            snapshot = protocol.decode_metrics(frames)
+        except protocol.ProtocolError as exc:
+            log.warning("malformed_message_dropped", source="events", broker=self.name, error=str(exc))
+            return
+        self._room_by_pool = {
+            name: max(0, pool["slots"] - pool["busy"]) + max(0, pool["queue_size"] - pool["queued"])
+            for name, pool in snapshot["pools"].items() if pool["workers"]
+        }
+        self._out_at_snapshot = dict(self._out_by_pool)
 
     # -- the watcher ---------------------------------------------------------------------
 
@@ -130,12 +186,12 @@ class BrokerConnection:
                 silent = self._silent()
             if silent and not self.broker_down:
                 self.broker_down = True
-                log.warning("broker_unreachable", silent_s=round(time.monotonic() - self._heard_s, 3),
+                log.warning("broker_unreachable", broker=self.name, endpoint=self._endpoints["front"], silent_s=round(time.monotonic() - self._heard_s, 3),
                             calls_failed=len(self._pending))
                 self._fail_pending()
             elif not silent and self.broker_down:
                 self.broker_down = False
-                log.info("broker_reachable")
+                log.info("broker_reachable", broker=self.name, endpoint=self._endpoints["front"])
 
     def _silent(self) -> bool:
         return time.monotonic() - self._heard_s > BROKER_SILENT_S
@@ -152,5 +208,7 @@ class BrokerConnection:
         payload = protocol.encode_error("BrokerUnreachable", f"no word from the broker for {BROKER_SILENT_S:g} s "
                                         "while the call was out; its outcome is unknown")
         pending, self._pending = self._pending, {}
+        self._pool_of_call.clear()
+        self._out_by_pool.clear()
         for call_id, waiter in pending.items():
             waiter.set(protocol.Reply(call_id, Event.WORKER_LOST, 0.0, payload))

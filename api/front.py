@@ -2,7 +2,9 @@
 
 Each request runs its endpoint's handler inside ``request_context()``, so the commands it
 composes share a request cache, request-scoped batches and a request log; the answer is
-JSON. Concurrency is bounded by a pool of greenlets.
+JSON. Concurrency is bounded by a pool of greenlets. The observability paths
+(``/hystrix.stream``, ``/metrics``, ``/dashboard``..., see ``api/observability.py``) are
+routed first, so endpoints cannot shadow them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
 
 import gevent
@@ -22,6 +24,7 @@ from gevent.pywsgi import WSGIServer
 from api.compose import Observable
 from api.context import request_context
 from api.endpoints import EndpointDirectory, EndpointRequest
+from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
 from shared.logging import LOG_EACH_CALL, get_logger
 
@@ -47,12 +50,16 @@ def endpoint_directory(config: Config) -> Path:
 
 
 class Front:
-    def __init__(self, endpoints: EndpointDirectory) -> None:
+    def __init__(self, endpoints: EndpointDirectory, apps: Mapping[str, WSGIApp] | None = None) -> None:
         self.endpoints = endpoints
+        self.apps = dict(apps or {})
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started_s = time.monotonic()
         path = environ.get("PATH_INFO", "/")
+        app = route(self.apps, path)
+        if app is not None:
+            return app(environ, start_response)
         status, body = self._respond(environ, path)
         payload = json.dumps(body, default=str).encode()
         start_response(f"{status} {_REASONS.get(status, 'Status')}",
@@ -124,9 +131,15 @@ def listener(listen: str) -> gevent.socket.socket:
 def serve(config: Config) -> None:
     """Serve until stopped; ``[front] listen`` is ``HOST:PORT``."""
     directory = endpoint_directory(config)
-    server = WSGIServer(listener(config.front_setting("listen")), Front(EndpointDirectory(directory)),
+    feed = make_feed(config)
+    feed.start()
+    front = Front(EndpointDirectory(directory), observability_apps(feed))
+    server = WSGIServer(listener(config.front_setting("listen")), front,
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), log=None)
     gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit
     log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        feed.stop()
     log.info("front_stopped")

@@ -96,6 +96,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML form for {value!r}")
 
 
@@ -198,7 +200,8 @@ class Cluster:
     def status(self, timeout_s: float = 0.5) -> dict[str, Any] | None:
         """The broker's status, or None while it is not answering."""
         try:
-            return control_request(self.config.endpoints["control"], "status", timeout_s=timeout_s)
+            return control_request(self.config.endpoints["control"], "status", timeout_s=timeout_s,
+                                   config=self.config)
         except ControlError:
             return None
 

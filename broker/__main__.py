@@ -7,6 +7,7 @@ import sys
 
 from shared.config import ConfigError, load
 from shared.logging import configure_logging
+from shared.security import check_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("broker")
     try:
         config = load(args.config)
+        check_keys(config, ("broker",))
     except ConfigError as exc:
         print(f"seawall-broker: bad config: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from broker.control_client import ControlError, control_request
+from broker.logs_cli import add_logs_parser, run_logs
 from broker.supervision import ScaleError, scale, supervisor_proxy
 from shared.config import Config, ConfigError, load, parse_cli_value
 
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     scale_parser.add_argument("pool")
     scale_parser.add_argument("count", type=int)
     _add_load_parser(commands)
+    add_logs_parser(commands)
     return parser
 
 
@@ -87,6 +89,30 @@ def _add_chaos_parser(commands: Any) -> None:
     kill.add_argument("dependency")
     clear = modes.add_parser("clear", help="stop injecting faults (into every pool without DEPENDENCY)")
     clear.add_argument("dependency", nargs="?")
+    keys = commands.add_parser("keys", help="CURVE key pairs for tcp:// endpoints")
+    key_actions = keys.add_subparsers(dest="keys_action", required=True)
+    generate = key_actions.add_parser("generate", help="write NAME.key (public) and NAME.key_secret")
+    generate.add_argument("name")
+    generate.add_argument("--dir", help="where (default: [security] keys_dir of the config)")
+
+
+def _generate_keys(args: argparse.Namespace) -> int:
+    from shared.config import key_name
+    from shared.security import generate_key_pair
+
+    try:
+        name = key_name(args.name)
+    except ValueError as exc:
+        raise ConfigError("NAME", str(exc)) from None
+    keys_dir = args.dir or load(args.config).security_setting("keys_dir")
+    try:
+        public, secret = generate_key_pair(keys_dir, name)
+    except OSError as exc:
+        print(f"seawall: {exc}", file=sys.stderr)
+        return 1
+    print(f"public key: {public}  (copy it into the broker's allowed_keys_dir to admit {name})")
+    print(f"secret key: {secret}  (stays on this host, mode 600)")
+    return 0
 
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -123,12 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         from api.load import run_command  # gevent only for this subcommand
 
         return run_command(args.urls, args.rps, args.duration, args.timeout, args.max_in_flight, args.json)
+    if args.command == "logs":
+        return run_logs(args)
     try:
+        if args.command == "keys":
+            return _generate_keys(args)
         config = load(args.config)
         if args.command == "scale":
             return _scale(config, args.pool, args.count)
         action, arguments = _request(args)
-        data = control_request(config.endpoints["control"], action, arguments)
+        data = control_request(config.endpoints["control"], action, arguments, config=config)
     except (ConfigError, ControlError) as exc:
         print(f"seawall: {exc}", file=sys.stderr)
         return 1

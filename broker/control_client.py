@@ -10,6 +10,8 @@ from typing import Any
 import zmq
 
 from shared import protocol
+from shared.config import Config
+from shared.security import secure_client
 from shared.transport import make_socket
 
 
@@ -18,9 +20,12 @@ class ControlError(Exception):
 
 
 def control_request(endpoint: str, action: str, arguments: dict[str, Any] | None = None,
-                    timeout_s: float = 2.0) -> dict[str, Any]:
+                    timeout_s: float = 2.0, *, config: Config | None = None) -> dict[str, Any]:
+    """One request; ``config`` gives the CLI's CURVE keys for a tcp endpoint."""
     sock = make_socket(zmq.DEALER)
     try:
+        if config is not None:
+            secure_client(sock, config, "cli", endpoint)
         sock.connect(endpoint)
         sock.send_multipart(protocol.control(action, arguments))
         if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):

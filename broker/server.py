@@ -21,12 +21,14 @@ from broker.commands import CommandRegistry
 from broker.control import handle_control
 from broker.metrics import METRICS_INTERVAL_S, broker_identity, snapshot
 from broker.pool import Pool, WorkerRecord
+from broker.zap import CurveGate
 from broker.call_log import CallLog
 from shared import protocol
 from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, ensure_run_dir, with_overrides
 from shared.events import Event
 from shared.logging import get_logger
-from shared.transport import bind, make_socket, send_frames
+from shared.security import needs_curve, secure_server
+from shared.transport import bind, context, make_socket, send_frames
 
 log = get_logger("broker")
 
@@ -71,12 +73,17 @@ class Broker:
     def run(self) -> None:
         """Bind, serve until SIGTERM/SIGINT or :meth:`stop`, close."""
         ensure_run_dir(self.config)
+        self.gate = None
+        if any(needs_curve(endpoint) for endpoint in self.config.endpoints.values()):
+            self.gate = CurveGate(context(), self.config.security_setting("allowed_keys_dir"), log, self.clock)
+            self.gate.start()
         self.front = make_socket(zmq.ROUTER)
         self.back = make_socket(zmq.ROUTER)
         self.control = make_socket(zmq.ROUTER)
         self.events = make_socket(zmq.PUB)
         for name, sock in (("front", self.front), ("back", self.back),
                            ("control", self.control), ("events", self.events)):
+            secure_server(sock, self.config, self.config.endpoints[name])
             bind(sock, self.config.endpoints[name])
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
@@ -86,6 +93,8 @@ class Broker:
         finally:
             for sock in (self.front, self.back, self.control, self.events):
                 sock.close(linger=0)
+            if self.gate is not None:
+                self.gate.close()
             log.info("broker_stopped", calls_in_flight=len(self.calls))
 
     def stop(self) -> None:
@@ -94,6 +103,8 @@ class Broker:
     def _loop(self) -> None:
         poller = zmq.Poller()
         handlers = {self.back: self._on_back, self.front: self._on_front, self.control: self._on_control}
+        if self.gate is not None:
+            handlers[self.gate.socket] = lambda frames: None
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
         self._running = True
@@ -105,7 +116,10 @@ class Broker:
                     continue
                 raise
             for sock, _ in ready:
-                self._receive(sock, handlers[sock])
+                if self.gate is not None and sock is self.gate.socket:
+                    self.gate.handle()
+                else:
+                    self._receive(sock, handlers[sock])
             for open_batch in self.batcher.due():
                 self._submit_batch(open_batch)
             now_s = self.clock()
@@ -452,11 +466,14 @@ class Broker:
     # -- breakers and runtime settings, published to fronts ----------------------------
 
     def _on_breaker_transition(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        self._log_breaker_change(breaker, old, new, reason)
+        self._publish_breaker(breaker)
+
+    def _log_breaker_change(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
         volume, error_pct, _ = breaker.health()
         log_method = log.warning if new is BreakerState.OPEN else log.info
         log_method(_BREAKER_EVENTS[new], command=breaker.key, old=old.value, new=new.value, reason=reason,
                    error_pct=round(error_pct, 1), volume=volume)
-        self._publish_breaker(breaker)
 
     def _publish_breaker(self, breaker: Breaker) -> None:
         send_frames(self.events, protocol.breaker_change(breaker.key, *_published_state(breaker)))
@@ -477,12 +494,16 @@ class Broker:
             raise ConfigError(dotted_key, f"at most {MAX_OVERRIDES} runtime settings")
         self.overrides[dotted_key] = value
         self.config = with_overrides(self.file_config, self.overrides)
+        states_before = {key: record.breaker.effective_state() for key, record in self.commands.items()}
         self.commands.reconfigure(self.config)
         for name, pool in self.pools.items():
             pool.queue_size = self.config.pool_setting(name, "queue_size")
         for key, record in self.commands.items():
             if key == dotted_key.split(".")[1] or dotted_key.startswith("defaults."):
                 self._publish_breaker(record.breaker)
+            state = record.breaker.effective_state()
+            if state is not states_before.get(key, state):  # forced open or closed by an operator
+                self._log_breaker_change(record.breaker, states_before[key], state, f"{dotted_key} = {value!r}")
         self._publish_snapshot(self.clock())
         log.info("setting_changed", key=dotted_key, value=value)
         return value

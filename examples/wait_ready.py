@@ -22,7 +22,7 @@ def main() -> int:
     waiting_for = sorted(config.pools)
     while time.monotonic() < deadline_s:
         try:
-            pools, answered = control_request(config.endpoints["control"], "status", timeout_s=0.5)["pools"], True
+            pools, answered = control_request(config.endpoints["control"], "status", timeout_s=0.5, config=config)["pools"], True
         except ControlError:
             pools, answered = {}, False
         waiting_for = [name for name in sorted(config.pools) if not pools.get(name, {}).get("workers")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,34 @@ FRONT_SETTINGS: dict[str, Setting] = {
                                                   "aggregates; none = this config's endpoints.events"),
 }
 
+def key_name(value: Any) -> str:
+    """A key pair's name: also its file name, so no paths."""
+    value = text(value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+        raise ValueError(f"expected a key name of letters, digits, '_', '.', '-', got {value!r:.100}")
+    return value
+
+
+#: CURVE keys, in ``[security]``: required by every ``tcp://`` endpoint.
+SECURITY_SETTINGS: dict[str, Setting] = {
+    "keys_dir": Setting(text, "keys", "key pairs (NAME.key, NAME.key_secret) and peers' public keys"),
+    "allowed_keys_dir": Setting(text, "keys/allowed", "the broker admits only the public keys in here"),
+    "broker_key": Setting(key_name, "broker", "the broker's key: its pair on its host, its public half elsewhere"),
+    "front_key": Setting(key_name, "front", "the key pair of fronts and other callers"),
+    "worker_key": Setting(key_name, "worker", "the key pair of workers"),
+    "cli_key": Setting(key_name, "cli", "the key pair of the seawall CLI"),
+}
+_SECURITY_DIRS = ("keys_dir", "allowed_keys_dir")
+
+#: Another broker a front may send calls to, in ``[brokers.NAME]`` (one per host).
+BROKER_LINK_SETTINGS: dict[str, Setting] = {
+    "front": Setting(endpoint, None, "its front endpoint (callers -> broker)"),
+    "events": Setting(endpoint, None, "its events endpoint (breakers, metrics)"),
+    "key": Setting(key_name, None, "its public key's name in keys_dir (default: security.broker_key)"),
+}
+#: Most brokers one front may use.
+MAX_BROKERS = 16
+
 #: What the logs hold, in ``[logging]``.
 LOGGING_SETTINGS: dict[str, Setting] = {
     "success_sample_rate": Setting(fraction, 0.01, "share of plain successes logged (faults are always logged)"),
@@ -242,6 +271,9 @@ class Config:
     front: dict[str, Any] = field(default_factory=dict)
     supervisor: dict[str, Any] = field(default_factory=dict)
     logging: dict[str, Any] = field(default_factory=dict)
+    security: dict[str, Any] = field(default_factory=dict)
+    #: other brokers a front may use, name -> {"front", "events", "key"?}
+    brokers: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str | None = None
 
     def command_setting(self, command_key: str, name: str, class_value: Any = None) -> Any:
@@ -267,6 +299,10 @@ class Config:
     def front_setting(self, name: str) -> Any:
         return self.front.get(name, FRONT_SETTINGS[name].default)
 
+    def security_setting(self, name: str) -> Any:
+        """A ``[security]`` setting; directories come resolved against the config file's."""
+        return self.security.get(name, SECURITY_SETTINGS[name].default)
+
     def logging_setting(self, name: str) -> Any:
         return self.logging.get(name, LOGGING_SETTINGS[name].default)
 
@@ -275,7 +311,8 @@ class Config:
         return url.replace(f"://{RUN_PLACEHOLDER}/", f"://{self.run_dir}/", 1)
 
 
-_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front", "supervisor", "logging")
+_TOP_LEVEL = ("run_dir", "endpoints", "defaults", "commands", "pools", "broker", "front", "supervisor", "logging",
+              "security", "brokers")
 
 
 def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None) -> Config:
@@ -304,12 +341,32 @@ def parse(document: Mapping[str, Any], base_dir: Path, source: str | None = None
             front=_check_table(document.get("front", {}), FRONT_SETTINGS, "front"),
             supervisor=_check_table(document.get("supervisor", {}), SUPERVISOR_SETTINGS, "supervisor"),
             logging=_check_table(document.get("logging", {}), LOGGING_SETTINGS, "logging"),
+            security=_security(document.get("security", {}), base_dir),
+            brokers=_broker_links(document.get("brokers", {})),
             source=source,
         )
     except ConfigError as exc:
         if source is None or exc.args[0].startswith(source):
             raise
         raise ConfigError(exc.key, exc.problem, source) from None
+
+
+def _security(table: Any, base_dir: Path) -> dict[str, Any]:
+    checked = _check_table(table, SECURITY_SETTINGS, "security")
+    for name in _SECURITY_DIRS:
+        checked[name] = str((base_dir / checked.get(name, SECURITY_SETTINGS[name].default)).resolve())
+    return checked
+
+
+def _broker_links(table: Any) -> dict[str, dict[str, Any]]:
+    links = _check_named_tables(table, BROKER_LINK_SETTINGS, "brokers")
+    if len(links) > MAX_BROKERS:
+        raise ConfigError("brokers", f"at most {MAX_BROKERS} brokers, got {len(links)}")
+    for name, link in links.items():
+        for required in ("front", "events"):
+            if required not in link:
+                raise ConfigError(f"brokers.{name}.{required}", "required: the endpoint of that broker's socket")
+    return links
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

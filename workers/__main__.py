@@ -30,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_SETUP
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: command modules beside the config
+    from shared.security import check_keys
     from workers.registry import RegistryError, load_commands
     from workers.worker import Worker
 
     try:
         config = load(args.config)
+        check_keys(config, ("worker",))
         commands = load_commands([m.strip() for m in args.commands.split(",") if m.strip()], args.dependency)
     except (ConfigError, RegistryError) as exc:
         print(f"seawall-worker: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ from shared.config import Config
 from shared.events import Event
 from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
+from shared.security import secure_client
 from shared.transport import make_socket
 from workers.chaos import Chaos, ChaosSettings
 from workers.execution import run_batch_call, run_call
@@ -75,6 +76,7 @@ class Worker:
     def run(self) -> int:
         """Serve until drained; the process exit code."""
         sock = make_socket(zmq.DEALER)
+        secure_client(sock, self.config, "worker", self.config.endpoints["back"])
         sock.connect(self.config.endpoints["back"])
         self._socket = OwnedSocket(sock, self._on_message, "back")
         self._socket.start()

@@ -104,8 +104,9 @@ def test_a_failed_trial_opens_the_breaker_again(two_fronts):
     cluster.wait_until(lambda: cluster.status()["commands"]["Flaky"]["retry_in_s"] == 0,
                        "the sleep window to pass", timeout_s=SLEEP_WINDOW_S + 5)
     assert front_2.call("Flaky", fail=True) == [{"value": "fallback"}]
-    status = cluster.status()["commands"]["Flaky"]
-    assert status["breaker"] == "OPEN" and status["retry_in_s"] > 0
+    # OPEN again, not HALF_OPEN (the trial's failure was counted); not asserting the new
+    # sleep window's remainder, which a loaded machine may already have used up
+    assert cluster.status()["commands"]["Flaky"]["breaker"] == "OPEN"
 
 
 def _seawall(cluster, *args):

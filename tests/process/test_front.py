@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from api.testing import free_port, get_json
+from api.testing import get_json
 
 HOME = textwrap.dedent('''
     from api import compose
@@ -24,19 +24,9 @@ HOME = textwrap.dedent('''
 
 
 @pytest.fixture
-def front(make_cluster, tmp_path):
-    port = free_port()
-    endpoints = tmp_path / "cluster" / "endpoints"
-    endpoints.mkdir(parents=True)
-    (endpoints / "ps3.py").write_text(HOME)
-    cluster = make_cluster({"front": {"listen": f"127.0.0.1:{port}", "endpoints": "endpoints"}})
-    cluster.start_broker()
-    cluster.start_workers("sample", "sample_commands", slots=4)
-    cluster.wait_for_workers("sample", 1)
-    cluster.start("front", "-m", "api")
-    base = f"http://127.0.0.1:{port}"
-    cluster.wait_until(lambda: get_json(base + "/")[0] == 200, "the front to listen")
-    return cluster, base, endpoints
+def front(make_front):
+    cluster, base = make_front({"ps3": HOME})
+    return cluster, base, cluster.directory / "endpoints"
 
 
 

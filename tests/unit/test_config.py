@@ -101,10 +101,10 @@ def test_broker_setting_falls_back_to_the_built_in_default():
 
 
 def test_unknown_top_level_key_is_named():
-    error = config_error({"brokers": {}})
+    error = config_error({"broker_list": {}})
 
-    assert error.key == "brokers"
-    assert str(error).startswith("brokers: unknown key (known: run_dir, endpoints, defaults")
+    assert error.key == "broker_list"
+    assert str(error).startswith("broker_list: unknown key (known: run_dir, endpoints, defaults")
 
 
 def test_unknown_key_in_defaults_names_the_key():
@@ -326,3 +326,22 @@ def test_class_attribute_of_zero_still_beats_defaults():
     loaded = parse({"defaults": {"breaker_volume_threshold": 50}}, Path("/srv/app"))
 
     assert loaded.command_setting("GetRatings", "breaker_volume_threshold", class_value=0) == 0
+
+
+def test_another_broker_needs_its_endpoints():
+    error = config_error({"brokers": {"b": {"front": "tcp://10.0.0.2:5555"}}})
+
+    assert error.key == "brokers.b.events"
+
+
+def test_a_key_name_cannot_be_a_path():
+    error = config_error({"security": {"front_key": "../secret"}})
+
+    assert error.key == "security.front_key"
+
+
+def test_security_directories_are_relative_to_the_config_file():
+    config = parse({"security": {"keys_dir": "k"}}, Path("/srv/app"))
+
+    assert config.security_setting("keys_dir") == "/srv/app/k"
+    assert config.security_setting("allowed_keys_dir") == "/srv/app/keys/allowed"

@@ -1,0 +1,168 @@
+"""The front's feed of broker metrics: the latest snapshot of every broker, as one cluster view.
+
+One SUB socket, connected to the events socket of every broker the front aggregates
+(``[front] metrics_sources``) and subscribed to the metrics topic only, owned by one
+greenlet. Each broker publishes a snapshot every half second; the feed keeps the
+latest per broker, forgets a broker silent for :data:`BROKER_SILENT_S`, and aggregates
+what it holds (``api/cluster.py``) for the dashboard, ``/hystrix.stream`` and ``/metrics``.
+Once a second it also samples each command's request rate into a two-minute history,
+the dashboard's sparkline.
+
+A snapshot is foreign input (a front may listen to brokers on other hosts): a malformed
+one is dropped and logged, at most once per :data:`WARN_INTERVAL_S` with the count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, NamedTuple
+
+import gevent
+import zmq
+
+from api.cluster import MAX_VIEW_ENTRIES, aggregate, request_rate
+from shared import protocol
+from shared.logging import get_logger
+from shared.owned_socket import OwnedSocket
+from shared.transport import make_socket
+
+log = get_logger("api.metrics_feed")
+
+#: A broker not heard from for this long leaves the view (it publishes every 0.5 s).
+BROKER_SILENT_S = 3.0
+#: Most brokers in one view; snapshots of more are dropped until one goes silent.
+MAX_BROKERS = 64
+#: Seconds between two samples of each command's request rate.
+RATE_SAMPLE_INTERVAL_S = 1.0
+#: Samples kept per command: two minutes at one a second, oldest first.
+RATE_HISTORY_SAMPLES = 120
+#: How long a built view is reused: streams and scrapes read it often, and building one
+#: walks every broker's snapshot (snapshots arrive every 0.5 s per broker).
+VIEW_REUSE_S = 0.25
+#: At most one warning line per kind of dropped message in this long.
+WARN_INTERVAL_S = 10.0
+
+
+class _Received(NamedTuple):
+    snapshot: dict[str, Any]
+    received_s: float
+
+
+class MetricsFeed:
+    """``start()`` in the front's process (it makes the socket there), ``view()`` from any greenlet."""
+
+    def __init__(self, endpoints: list[str], clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time, max_brokers: int = MAX_BROKERS,
+                 max_entries: int = MAX_VIEW_ENTRIES,
+                 secure: Callable[[zmq.Socket, str], None] | None = None) -> None:
+        """``secure(sock, endpoint)`` is called before each connect (CURVE for tcp://)."""
+        if not endpoints or len(endpoints) > max_brokers:
+            raise ValueError(f"metrics sources: expected 1 to {max_brokers} endpoints, got {len(endpoints)}")
+        self.endpoints = list(endpoints)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._max_brokers = max_brokers
+        self._max_entries = max_entries
+        self._secure = secure
+        self._latest: dict[str, _Received] = {}
+        self._rate_history: dict[str, deque[float]] = {}
+        self._reused: tuple[float, dict[str, Any]] | None = None  # (built at, view)
+        self._warned_s: dict[str, float] = {}
+        self.dropped: dict[str, int] = {"malformed": 0, "too_many_brokers": 0}
+        self._socket: OwnedSocket | None = None
+        self._sampler: gevent.Greenlet | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = make_socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, protocol.METRICS_TOPIC)
+        for endpoint in self.endpoints:
+            if self._secure is not None:
+                self._secure(sock, endpoint)
+            sock.connect(endpoint)
+        self._socket = OwnedSocket(sock, self.receive, "metrics")
+        self._socket.start()
+        self._sampler = gevent.spawn(self._sample_forever)
+        self._sampler.name = "metrics-rate-sampler"
+        log.info("metrics_feed_started", sources=self.endpoints)
+
+    def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
+            self._sampler = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    # -- what arrives --------------------------------------------------------------------
+
+    def receive(self, frames: list[bytes]) -> None:
+        """One message from the socket: keep it if it is a well-formed snapshot."""
+        try:
+            snapshot = protocol.decode_metrics(frames)
+        except ValueError as exc:  # protocol.ProtocolError is one
+            self._drop("malformed", error=str(exc)[:500])
+            return
+        broker_id = snapshot["broker"]["id"]
+        if broker_id not in self._latest:
+            self._forget_silent()
+            if len(self._latest) >= self._max_brokers:
+                self._drop("too_many_brokers", broker=broker_id, max_brokers=self._max_brokers)
+                return
+            log.info("metrics_source_heard", broker=broker_id)
+        self._latest[broker_id] = _Received(snapshot, self._clock())
+
+    def _drop(self, reason: str, **fields: Any) -> None:
+        self.dropped[reason] += 1
+        now_s = self._clock()
+        last_s = self._warned_s.get(reason)
+        if last_s is None or now_s - last_s >= WARN_INTERVAL_S:
+            self._warned_s[reason] = now_s
+            log.warning("metrics_snapshot_dropped", reason=reason, dropped_so_far=self.dropped[reason], **fields)
+
+    def _forget_silent(self) -> None:
+        now_s = self._clock()
+        for broker_id, received in list(self._latest.items()):
+            if now_s - received.received_s > BROKER_SILENT_S:
+                del self._latest[broker_id]
+                self._reused = None
+                log.info("metrics_source_silent", broker=broker_id,
+                         silent_s=round(now_s - received.received_s, 3))
+
+    # -- what the front reads ------------------------------------------------------------
+
+    def view(self) -> dict[str, Any]:
+        """The cluster view (``api/cluster.py``) of every broker heard in the last few seconds,
+        at most :data:`VIEW_REUSE_S` old. Shared between readers: treat it as read-only."""
+        self._forget_silent()
+        now_s = self._clock()
+        if self._reused is not None and now_s - self._reused[0] < VIEW_REUSE_S:
+            return self._reused[1]
+        received = list(self._latest.values())
+        view = aggregate([r.snapshot for r in received], ages_s=[now_s - r.received_s for r in received],
+                         time_ms=int(self._wall_clock() * 1000), rate_history=self._rate_history,
+                         max_entries=self._max_entries)
+        self._reused = (now_s, view)
+        return view
+
+    def sample_rates(self) -> None:
+        """Add one request-rate sample per command in the view; forget commands gone from it."""
+        commands = self.view()["commands"]
+        for key in [key for key in self._rate_history if key not in commands]:
+            del self._rate_history[key]
+        for key, command in commands.items():
+            history = self._rate_history.get(key)
+            if history is None:
+                history = self._rate_history[key] = deque(maxlen=RATE_HISTORY_SAMPLES)
+            history.append(round(request_rate(command), 3))
+        self._reused = None  # the next view shows the new sample
+
+    def _sample_forever(self) -> None:
+        while True:
+            gevent.sleep(RATE_SAMPLE_INTERVAL_S)
+            try:
+                self.sample_rates()
+            except Exception as exc:  # noqa: BLE001 - a bad sample must not end the sparkline for good
+                log.error("metrics_rate_sample_failed", error=f"{type(exc).__name__}: {exc}")

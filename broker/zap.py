@@ -1,0 +1,110 @@
+"""The broker's gate: ZeroMQ asks it, per connecting peer, whether its CURVE key is admitted.
+
+ZeroMQ's authentication protocol (ZAP, RFC 27) sends one request per handshake to an
+``inproc://zeromq.zap.01`` socket; the broker answers it in its own poll loop, so there is
+no thread to coordinate. Admitted keys are the public key files in the allowed-keys
+directory (pyzmq's certificate format, read with ``zmq.auth.load_certificates``), read
+again when the directory changes: admitting or removing a key needs no restart. Every
+refusal is logged with the peer's address and key, at most once per peer per interval.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import zmq
+import zmq.auth
+from zmq.utils import z85
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_VERSION = b"1.0"
+#: A peer refused again within this long is counted, not logged again.
+REFUSAL_LOG_INTERVAL_S = 10.0
+#: Most peers whose refusals are tracked at once.
+MAX_TRACKED_REFUSALS = 1000
+
+
+class CurveGate:
+    def __init__(self, context: zmq.Context, allowed_keys_dir: str, logger: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._context = context
+        self._allowed_dir = allowed_keys_dir
+        self._log = logger
+        self._clock = clock
+        self._allowed: dict[bytes, bool] = {}
+        self._loaded_mtime_ns: int | None = None
+        self._refused: dict[tuple[str, str], tuple[float, int]] = {}
+        self.socket: zmq.Socket | None = None
+
+    def start(self) -> zmq.Socket:
+        """Bind the ZAP socket; before any CURVE socket binds, or ZeroMQ admits everyone."""
+        self.socket = self._context.socket(zmq.REP)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(ZAP_ENDPOINT)
+        self._reload()
+        return self.socket
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+    def handle(self) -> None:
+        """Answer every waiting request."""
+        while True:
+            try:
+                request = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.socket.send_multipart(self._answer(request))
+
+    def _answer(self, request: list[bytes]) -> list[bytes]:
+        if len(request) < 6 or request[0] != ZAP_VERSION:
+            request_id = request[1] if len(request) > 1 else b""
+            return [ZAP_VERSION, request_id, b"400", b"malformed ZAP request", b"", b""]
+        _, request_id, domain, address, _, mechanism = request[:6]
+        credentials = request[6:]
+        if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
+            self._refused_peer(address, mechanism.decode(errors="replace") or "NULL", "not CURVE")
+            return [ZAP_VERSION, request_id, b"400", b"CURVE required", b"", b""]
+        self._reload_if_changed()
+        key = z85.encode(credentials[0])
+        if not self._allowed.get(key):
+            self._refused_peer(address, key.decode(), "key not in the allowed-keys directory")
+            return [ZAP_VERSION, request_id, b"400", b"key not admitted", b"", b""]
+        return [ZAP_VERSION, request_id, b"200", b"OK", key, b""]
+
+    def _refused_peer(self, address: bytes, key: str, reason: str) -> None:
+        peer = (address.decode(errors="replace"), key)
+        now_s = self._clock()
+        logged_s, count = self._refused.get(peer, (-REFUSAL_LOG_INTERVAL_S, 0))
+        if now_s - logged_s < REFUSAL_LOG_INTERVAL_S:
+            self._refused[peer] = (logged_s, count + 1)
+            return
+        if len(self._refused) >= MAX_TRACKED_REFUSALS:
+            self._refused.clear()
+        self._refused[peer] = (now_s, 0)
+        self._log.warning("peer_refused", address=peer[0], key=key, reason=reason, refused_since_last_line=count,
+                          allowed_keys_dir=self._allowed_dir)
+
+    def _reload_if_changed(self) -> None:
+        """One stat per handshake (they are rare: one per connecting peer)."""
+        try:
+            mtime_ns = os.stat(self._allowed_dir).st_mtime_ns
+        except OSError:
+            mtime_ns = None
+        if mtime_ns != self._loaded_mtime_ns:
+            self._reload()
+
+    def _reload(self) -> None:
+        try:
+            self._loaded_mtime_ns = os.stat(self._allowed_dir).st_mtime_ns
+            self._allowed = zmq.auth.load_certificates(self._allowed_dir)
+        except (OSError, ValueError) as exc:
+            self._loaded_mtime_ns = None
+            self._allowed = {}
+            self._log.error("allowed_keys_unreadable", allowed_keys_dir=self._allowed_dir, error=str(exc))
+            return
+        self._log.info("allowed_keys_loaded", allowed_keys_dir=self._allowed_dir, keys=len(self._allowed))
