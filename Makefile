@@ -34,6 +34,7 @@ run: $(STAMP_RUN)
 	@echo "              curl 'http://127.0.0.1:8080/android/home?user=7'"
 	@echo "              curl 'http://127.0.0.1:8080/tv/home?user=7'"
 	@echo "              break one: $(BIN)/seawall --config seawall.toml chaos errors recommendations 100"
+	@echo "  dashboard:  http://127.0.0.1:8080/dashboard   (Hystrix stream: /hystrix.stream, Prometheus: /metrics)"
 	@echo "  status:     $(BIN)/seawall --config seawall.toml status"
 	@echo "  processes:  $(SUPERVISORCTL) status"
 	@echo "  logs:       make logs   (or $(BIN)/seawall --config seawall.toml logs --follow --event breaker_opened)"
@@ -49,6 +50,7 @@ logs: $(STAMP_RUN)
 	@$(BIN)/seawall --config seawall.toml logs --follow -n 20 $(LOGS_ARGS)
 
 test: $(STAMP_TEST)
+	-@scripts/ensure-test-deps   # chromium, network namespaces; a test needing a missing one fails and says why
 	$(BIN)/python -m pytest
 
 bench: $(STAMP_TEST)

@@ -114,6 +114,7 @@ def _command(reports: list[Mapping[str, Any]]) -> dict[str, Any]:
         "error_count": sums["error_count"],
         "request_count": sums["request_count"],
         "events": _sum_maps([entry["events"] for entry in reports]),
+        "events_total": _sum_maps([entry["events_total"] for entry in reports]),
         "concurrent": sums["concurrent"],
         "max_concurrent": sums["max_concurrent"],
         "latency_execute": merge_percentiles([entry["latency_execute"] for entry in reports], weights),

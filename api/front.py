@@ -133,7 +133,7 @@ def serve(config: Config) -> None:
     directory = endpoint_directory(config)
     feed = make_feed(config)
     feed.start()
-    front = Front(EndpointDirectory(directory), observability_apps(feed))
+    front = Front(EndpointDirectory(directory), observability_apps(feed, config.front_setting("access_token")))
     server = WSGIServer(listener(config.front_setting("listen")), front,
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), log=None)
     gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit

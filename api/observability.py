@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
+from api.access import require_token
 from api.dashboard import dashboard_apps
 from api.hystrix_stream import HystrixStream
 from api.metrics_feed import MetricsFeed
@@ -36,13 +37,21 @@ def make_feed(config: Config) -> MetricsFeed:
         sock, config, "front", endpoint, server_key_by_endpoint.get(endpoint)))
 
 
-def observability_apps(feed: MetricsFeed) -> dict[str, WSGIApp]:
-    """Path (prefix) -> WSGI app, for :func:`route`."""
-    return {
+#: Paths that serve no data about the system: open even with an access token set.
+OPEN_PATHS = frozenset({"/dashboard", "/dashboard/static/"})
+
+
+def observability_apps(feed: MetricsFeed, access_token: str | None = None) -> dict[str, WSGIApp]:
+    """Path (prefix) -> WSGI app, for :func:`route`; with ``access_token``, every app that
+    serves data answers only requests carrying it (``api/access.py``)."""
+    apps = {
         "/hystrix.stream": HystrixStream(feed),
         METRICS_PATH: metrics_app(feed),
         **dashboard_apps(feed),
     }
+    if access_token:
+        apps = {path: app if path in OPEN_PATHS else require_token(app, access_token) for path, app in apps.items()}
+    return apps
 
 
 def route(apps: Mapping[str, WSGIApp], path: str) -> WSGIApp | None:

@@ -106,14 +106,18 @@ def _command_families(commands: Mapping[str, Any]) -> Iterator[Metric]:
 def _command_gauges(commands: Mapping[str, Any]) -> Iterator[Metric]:
     events = GaugeMetricFamily("seawall_command_events_rolling", "Events of each type in the rolling window",
                                labels=[*_COMMAND_LABELS, "event"])
+    totals = CounterMetricFamily("seawall_command_events", "Events of each type since each broker started "
+                                 "(summed over brokers)", labels=[*_COMMAND_LABELS, "event"])
     gauges = {name: GaugeMetricFamily(f"seawall_command_{name}", text, labels=_COMMAND_LABELS)
               for name, (_, text) in COMMAND_GAUGES.items()}
     for key, command in commands.items():
         for event, count in command["events"].items():
             events.add_metric([key, command["pool"], event], count)
+        for event, count in command["events_total"].items():
+            totals.add_metric([key, command["pool"], event], count)
         for name, (field, _) in COMMAND_GAUGES.items():
             gauges[name].add_metric([key, command["pool"]], command[field])
-    yield from (events, *gauges.values())
+    yield from (events, totals, *gauges.values())
 
 
 def _breaker_families(commands: Mapping[str, Any]) -> Iterator[Metric]:

@@ -9,7 +9,7 @@ bounded and drops keys idle for twice the percentile window (never an open break
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from broker.breaker import Breaker, BreakerSettings, BreakerState, Transition
@@ -64,6 +64,8 @@ class CommandRecord:
     #: sizes of the batches this command's calls were collapsed into (collapsers only)
     batch_sizes: RollingPercentiles | None = None
     batch_counts: RollingCounts[str] | None = None
+    #: every event since the broker started (``counts`` is the rolling window)
+    totals: dict[Event, int] = field(default_factory=lambda: dict.fromkeys(Event, 0))
     #: the collapsing settings callers last asked for
     collapse_window_ms: float = 0.0
     collapse_max_batch: int = 0
@@ -88,6 +90,7 @@ class CommandRecord:
 
     def record(self, event: Event, latency_ms: float, trial: int = 0, total_ms: float | None = None) -> None:
         self.counts.add(event)
+        self.totals[event] += 1
         if event in _EXECUTED:
             self.latency.add(latency_ms)
             self.total_latency.add(latency_ms if total_ms is None else total_ms)

@@ -69,6 +69,7 @@ def command_metrics(broker: Broker, key: str, record: CommandRecord) -> dict[str
         "error_count": round(volume * error_pct / 100),
         "request_count": volume,
         "events": {event.value: events.get(event, 0) for event in Event},
+        "events_total": {event.value: count for event, count in record.totals.items()},
         "concurrent": max(0, record.running),
         "max_concurrent": int(record.max_running.max()),
         "latency_execute": _percentiles(record.latency),

@@ -303,6 +303,7 @@ class Broker:
         for member, index in zip(batch.members, batch.member_indexes):
             member_outcome, member_payload = results[index] if results is not None else (outcome, payload)
             member.record.counts.add(Event.COLLAPSED)
+            member.record.totals[Event.COLLAPSED] += 1
             self._answer(member, member_outcome, execution_ms, member_payload)
 
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:

@@ -196,12 +196,23 @@ SUPERVISOR_SETTINGS: dict[str, Setting] = {
     "serverurl": Setting(text, "unix://RUN/supervisor.sock", "supervisord's XML-RPC (seawall scale)"),
 }
 
+
+def token(value: Any) -> str:
+    value = text(value)
+    if len(value) < 16 or not value.isprintable() or " " in value:
+        raise ValueError("expected a token of at least 16 printable characters without spaces")
+    return value
+
+
 FRONT_SETTINGS: dict[str, Setting] = {
     "listen": Setting(text, "127.0.0.1:8080", "HTTP front address"),
     "endpoints": Setting(text, "endpoints", "directory of endpoint modules"),
     "metrics_sources": Setting(endpoint_list, (), "events endpoints of the brokers whose metrics this front "
                                                   "aggregates; none = this config's endpoints.events"),
+    "access_token": Setting(token, None, "if set, /hystrix.stream, /metrics and the dashboard's data "
+                                         "answer only requests that carry it"),
 }
+
 
 def key_name(value: Any) -> str:
     """A key pair's name: also its file name, so no paths."""

@@ -94,6 +94,7 @@ COMMAND_FIELDS: dict[str, Check] = {
     "error_count": _count,
     "request_count": _count,
     "events": _events,
+    "events_total": _events,  # since the broker started: what Prometheus counters want
     "concurrent": _count,
     "max_concurrent": _count,
     "latency_execute": _percentiles(PERCENTILE_KEYS),

@@ -32,7 +32,7 @@ def command(*, pool: str = "sample", breaker: str = "CLOSED", force: str = "auto
     return {
         "pool": pool, "isolation": "THREAD" if pool else "SEMAPHORE", "breaker": breaker, "force": force,
         "error_pct": round(100 * error_count / request_count, 2) if request_count else 0.0,
-        "error_count": error_count, "request_count": request_count, "events": counts,
+        "error_count": error_count, "request_count": request_count, "events": counts, "events_total": dict(counts),
         "concurrent": concurrent, "max_concurrent": max_concurrent,
         "latency_execute": execute, "latency_total": total,
         "settings": {**SETTINGS, **settings},

@@ -4,7 +4,9 @@
 "use strict";
 
 (function () {
-  const STREAM_URL = "/dashboard.stream";
+  // A front with an access token: the page is opened with ?access_token=..., the stream needs it too.
+  const ACCESS_TOKEN = new URLSearchParams(location.search).get("access_token");
+  const STREAM_URL = "/dashboard.stream" + (ACCESS_TOKEN ? `?access_token=${encodeURIComponent(ACCESS_TOKEN)}` : "");
   const STALE_AFTER_MS = 3000;      // no view for this long: "connection lost"
   const RECONNECT_AFTER_MS = 6000;  // ... and for this long: drop the stream and open a new one
   const RECONNECT_DELAY_MS = 2000;  // after the server refused or closed the stream for good

@@ -69,6 +69,7 @@ def test_counts_and_latencies_follow_the_calls(cluster, metrics):
     assert echo["latency_execute"]["100"] > 0 and echo["latency_total"]["50"] >= echo["latency_execute"]["50"]
     assert list(echo["latency_total"]) == ["mean", *PERCENTILE_KEYS]
     assert echo["settings"]["timeout_s"] == 1.0
+    assert echo["events_total"]["SUCCESS"] == 5  # since the broker started, for Prometheus counters
     fail = snapshot["commands"]["Fail"]
     assert (fail["events"]["FAILURE"], fail["error_count"], fail["error_pct"]) == (1, 1, 100.0)
     pool = snapshot["pools"]["sample"]

@@ -19,7 +19,7 @@ SNAPSHOT = {
     "commands": {"GetRatings": {
         "pool": "ratings", "isolation": "THREAD", "breaker": "HALF_OPEN", "force": "auto",
         "error_pct": 50.0, "error_count": 10, "request_count": 20,
-        "events": {event.value: 0 for event in Event}, "concurrent": 1, "max_concurrent": 3,
+        "events": {event.value: 0 for event in Event}, "events_total": {event.value: 0 for event in Event}, "concurrent": 1, "max_concurrent": 3,
         "latency_execute": dict(LATENCY), "latency_total": dict(LATENCY),
         "settings": {"timeout_s": 1.0, "breaker_volume_threshold": 20, "breaker_error_pct": 50.0,
                      "breaker_sleep_s": 5.0, "breaker_force": "auto", "window_s": 10.0, "window_buckets": 10,

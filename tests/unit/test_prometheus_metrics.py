@@ -90,6 +90,13 @@ def test_command_events_are_rolling_gauges_labelled_by_command_pool_and_event(se
     assert len(samples(events, command="Echo")) == 14  # every event type, zeros included
 
 
+def test_command_events_since_start_are_counters_summed_over_brokers(server):
+    events = scrape(server[0])["seawall_command_events"]
+    assert events.type == "counter"
+    assert value(events, command="Echo", pool="sample", event="SUCCESS") == 12
+    assert [s.name for s in samples(events, command="Echo", event="FAILURE")] == ["seawall_command_events_total"]
+
+
 def test_the_breaker_state_is_one_gauge_per_state_with_its_error_percentage(server):
     families = scrape(server[0])
     state = families["seawall_breaker_state"]
