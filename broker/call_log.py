@@ -1,4 +1,5 @@
-"""What the broker logs about calls: each failure, sampled successes, rejection bursts.
+"""What the broker logs about calls and breakers: each failure, sampled successes,
+rejection bursts, every breaker change.
 
 Faults are what the on-call engineer tails for, so each failure, timeout and lost worker
 is one line with its error. Plain successes are sampled (``[logging]
@@ -12,10 +13,13 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from shared import protocol
 from shared.events import Event
+
+if TYPE_CHECKING:
+    from broker.breaker import Breaker, BreakerState
 
 #: A burst's count is logged this often while it lasts.
 SUMMARY_INTERVAL_S = 1.0
@@ -79,6 +83,8 @@ LOGGED_FAILURES = frozenset({Event.FAILURE, Event.TIMEOUT, Event.WORKER_LOST})
 #: Outcomes fronts report (semaphore commands, fallbacks) that are logged one line each.
 LOGGED_REPORTS = frozenset({Event.FAILURE, Event.TIMEOUT, Event.FALLBACK_FAILURE})
 _SAMPLED_EVENTS = {Event.SUCCESS: "call_succeeded", Event.BAD_REQUEST: "call_bad_request"}
+#: The log event of each breaker transition, by the state it enters.
+BREAKER_EVENTS = {"OPEN": "breaker_opened", "CLOSED": "breaker_closed", "HALF_OPEN": "breaker_half_open"}
 
 
 class CallLog:
@@ -105,6 +111,13 @@ class CallLog:
                               error=f"{error_type}: {error}")
         elif outcome is Event.THREAD_POOL_REJECTED:
             self.rejections.note(command, dependency, outcome.value)
+
+    def breaker_changed(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
+        """A breaker moved, by its own rules or forced by an operator (``reason`` says)."""
+        volume, error_pct, _ = breaker.health()
+        log_method = self._log.warning if new.value == "OPEN" else self._log.info
+        log_method(BREAKER_EVENTS[new.value], command=breaker.key, old=old.value, new=new.value, reason=reason,
+                   error_pct=round(error_pct, 1), volume=volume)
 
     def reported(self, command: str, dependency: str, event: Event, latency_ms: float) -> None:
         """An outcome a front saw and reported (no error text travels with it)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from broker.chaos import kill_worker, set_chaos
 from shared import protocol
 from shared.config import ConfigError
 
@@ -35,7 +37,8 @@ def _config_set(broker: Broker, arguments: dict[str, Any]) -> Answer:
 
 
 def _breaker(broker: Broker, arguments: dict[str, Any]) -> Answer:
-    command, force = arguments.get("command"), FORCE_FOR_ACTION.get(arguments.get("force"))
+    command, force = arguments.get("command"), arguments.get("force")
+    force = FORCE_FOR_ACTION.get(force) if isinstance(force, str) else None
     if not isinstance(command, str) or not command or "." in command or force is None:
         return False, {"error": "breaker needs a 'command' key and 'force' (open, close or auto)"}
     return _config_set(broker, {"key": f"commands.{command}.breaker_force", "value": force})
@@ -51,24 +54,26 @@ CHAOS_SETTINGS_FOR_MODE = {
 
 def _chaos(broker: Broker, arguments: dict[str, Any]) -> Answer:
     mode, dependency = arguments.get("mode"), arguments.get("dependency")
+    if not isinstance(mode, str) or not (dependency is None or isinstance(dependency, str)):
+        return False, {"error": "chaos needs a 'mode' and a 'dependency' (a pool name)"}
     try:
         if mode == "clear":
             for name in [dependency] if dependency else list(broker.pools):
-                broker.set_chaos(name, {})
+                set_chaos(broker, name, {})
             return True, {"cleared": dependency or "every pool"}
         if not isinstance(dependency, str):
             return False, {"error": f"chaos {mode} needs a dependency"}
         if mode == "kill":
-            return True, {"killed_pid": broker.kill_worker(dependency)}
+            return True, {"killed_pid": kill_worker(broker, dependency)}
         settings_for = CHAOS_SETTINGS_FOR_MODE.get(mode)
         if settings_for is None:
             return False, {"error": f"unknown chaos mode {mode!r} (latency, errors, hang, kill, clear)"}
         settings = settings_for(arguments)
         for name, value in settings.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-                    or (name.endswith("_pct") and value > 100):
-                return False, {"error": f"chaos {mode}: {name} must be a number in range, got {value!r}"}
-        broker.set_chaos(dependency, settings)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (name.endswith("_pct") and value > 100):
+                return False, {"error": f"chaos {mode}: {name} must be a number in range, got {value!r:.50}"}
+        set_chaos(broker, dependency, settings)
         return True, {"dependency": dependency, "chaos": broker.pools[dependency].chaos}
     except KeyError as exc:
         return False, {"error": exc.args[0]}

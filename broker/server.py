@@ -467,14 +467,8 @@ class Broker:
     # -- breakers and runtime settings, published to fronts ----------------------------
 
     def _on_breaker_transition(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
-        self._log_breaker_change(breaker, old, new, reason)
+        self.call_log.breaker_changed(breaker, old, new, reason)
         self._publish_breaker(breaker)
-
-    def _log_breaker_change(self, breaker: Breaker, old: BreakerState, new: BreakerState, reason: str) -> None:
-        volume, error_pct, _ = breaker.health()
-        log_method = log.warning if new is BreakerState.OPEN else log.info
-        log_method(_BREAKER_EVENTS[new], command=breaker.key, old=old.value, new=new.value, reason=reason,
-                   error_pct=round(error_pct, 1), volume=volume)
 
     def _publish_breaker(self, breaker: Breaker) -> None:
         send_frames(self.events, protocol.breaker_change(breaker.key, *_published_state(breaker)))
@@ -504,35 +498,10 @@ class Broker:
                 self._publish_breaker(record.breaker)
             state = record.breaker.effective_state()
             if state is not states_before.get(key, state):  # forced open or closed by an operator
-                self._log_breaker_change(record.breaker, states_before[key], state, f"{dotted_key} = {value!r}")
+                self.call_log.breaker_changed(record.breaker, states_before[key], state, f"{dotted_key} = {value!r}")
         self._publish_snapshot(self.clock())
         log.info("setting_changed", key=dotted_key, value=value)
         return value
-
-    # -- chaos -------------------------------------------------------------------------
-
-    def set_chaos(self, pool_name: str, settings: dict[str, float]) -> None:
-        """Inject faults into every worker of a pool, now and as workers join; {} clears."""
-        pool = self.pools.get(pool_name)
-        if pool is None:
-            raise KeyError(f"no pool {pool_name!r} (pools: {', '.join(sorted(self.pools)) or 'none'})")
-        pool.chaos = {**pool.chaos, **settings} if settings else {}
-        for identity in pool.workers:
-            send_frames(self.back, [identity, *protocol.chaos(pool.chaos)])
-        if pool.chaos:
-            log.warning("chaos_set", dependency=pool_name, **pool.chaos)
-        else:
-            log.info("chaos_cleared", dependency=pool_name)
-
-    def kill_worker(self, pool_name: str) -> int:
-        """Tell one worker of the pool (a busy one if any) to die as kill -9 would; its pid."""
-        pool = self.pools.get(pool_name)
-        if pool is None or not pool.workers:
-            raise KeyError(f"pool {pool_name!r} has no workers to kill")
-        worker = max(pool.workers.values(), key=lambda w: (not w.draining, w.busy))
-        send_frames(self.back, [worker.identity, *protocol.chaos({}, kill=True)])
-        log.warning("chaos_kill", dependency=pool_name, worker_pid=worker.pid, holding=worker.busy)
-        return worker.pid
 
     # -- operators -----------------------------------------------------------------------
 
@@ -557,11 +526,6 @@ class Broker:
             "commands": {key: record.status() for key, record in sorted(self.commands.items())},
             "overrides": dict(self.overrides),
         }
-
-
-#: The log event of each breaker transition, by the state it enters.
-_BREAKER_EVENTS = {BreakerState.OPEN: "breaker_opened", BreakerState.CLOSED: "breaker_closed",
-                   BreakerState.HALF_OPEN: "breaker_half_open"}
 
 
 def _published_state(breaker: Breaker) -> tuple[str, int]:
