@@ -91,10 +91,10 @@ class Broker:
         try:
             self._loop()
         finally:
-            for sock in (self.front, self.back, self.control, self.events):
-                sock.close(linger=0)
             if self.gate is not None:
                 self.gate.close()
+            for sock in (self.front, self.back, self.control, self.events):
+                sock.close(linger=0)
             log.info("broker_stopped", calls_in_flight=len(self.calls))
 
     def stop(self) -> None:
@@ -103,9 +103,14 @@ class Broker:
     def _loop(self) -> None:
         poller = zmq.Poller()
         handlers = {self.back: self._on_back, self.front: self._on_front, self.control: self._on_control}
+        watched = {}
         if self.gate is not None:
             handlers[self.gate.socket] = lambda frames: None
-        for sock in handlers:
+            for name, sock in (("front", self.front), ("back", self.back), ("control", self.control),
+                               ("events", self.events)):
+                if needs_curve(self.config.endpoints[name]):
+                    watched[self.gate.watch(sock, name)] = name
+        for sock in [*handlers, *watched]:
             poller.register(sock, zmq.POLLIN)
         self._running = True
         while self._running:
@@ -118,6 +123,8 @@ class Broker:
             for sock, _ in ready:
                 if self.gate is not None and sock is self.gate.socket:
                     self.gate.handle()
+                elif sock in watched:
+                    self.gate.handle_monitor(sock, watched[sock])
                 else:
                     self._receive(sock, handlers[sock])
             for open_batch in self.batcher.due():

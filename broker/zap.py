@@ -6,6 +6,8 @@ no thread to coordinate. Admitted keys are the public key files in the allowed-k
 directory (pyzmq's certificate format, read with ``zmq.auth.load_certificates``), read
 again when the directory changes: admitting or removing a key needs no restart. Every
 refusal is logged with the peer's address and key, at most once per peer per interval.
+A peer that does not speak CURVE at all never reaches ZAP (the handshake fails first);
+a monitor on each CURVE socket reports those, so they are logged too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 import zmq
 import zmq.auth
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_VERSION = b"1.0"
@@ -37,6 +40,7 @@ class CurveGate:
         self._loaded_mtime_ns: int | None = None
         self._refused: dict[tuple[str, str], tuple[float, int]] = {}
         self.socket: zmq.Socket | None = None
+        self._monitors: list[tuple[zmq.Socket, zmq.Socket]] = []
 
     def start(self) -> zmq.Socket:
         """Bind the ZAP socket; before any CURVE socket binds, or ZeroMQ admits everyone."""
@@ -46,7 +50,26 @@ class CurveGate:
         self._reload()
         return self.socket
 
+    def watch(self, sock: zmq.Socket, name: str) -> zmq.Socket:
+        """A monitor socket reporting ``sock``'s failed handshakes; poll it, then call
+        :meth:`handle_monitor` with it and ``name``."""
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        self._monitors.append((sock, monitor))
+        return monitor
+
+    def handle_monitor(self, monitor: zmq.Socket, name: str) -> None:
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor)
+            reason = "handshake failed: not CURVE, or another broker's key" \
+                if event["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH else \
+                f"handshake failed (ZeroMQ event {event['event']}, value {event['value']})"
+            self._refused_peer(f"{name} socket {event['endpoint'].decode(errors='replace')}".encode(), "-", reason)
+
     def close(self) -> None:
+        for sock, monitor in self._monitors:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+        self._monitors.clear()
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None

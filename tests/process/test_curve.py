@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import zmq
 
 from api import Client, CommandError, ShortCircuited
 from api.testing import free_port
@@ -57,6 +58,18 @@ def test_a_front_with_an_unknown_key_gets_nothing_and_is_logged(cluster):
     cluster.wait_until(lambda: "peer_refused" in cluster.logs(200), "the broker to log the refusal")
     refusal = next(line for line in cluster.logs(200).splitlines() if "peer_refused" in line)
     assert (cluster.directory / "keys" / "intruder.key").read_text().split('public-key = "')[1][:40] in refusal
+    assert cluster.status()["requests_received"] == 0
+
+
+def test_a_peer_without_curve_is_refused_and_logged(cluster):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(cluster.config.endpoints["front"])  # no keys: a plain ZeroMQ peer
+        sock.send_multipart([b"SW01", b"\x91\x01"])
+        cluster.wait_until(lambda: "not CURVE" in cluster.logs(200), "the broker to log the refusal")
+    finally:
+        sock.close()
     assert cluster.status()["requests_received"] == 0
 
 
