@@ -186,7 +186,8 @@ class BrokerConnection:
                 silent = self._silent()
             if silent and not self.broker_down:
                 self.broker_down = True
-                log.warning("broker_unreachable", broker=self.name, endpoint=self._endpoints["front"], silent_s=round(time.monotonic() - self._heard_s, 3),
+                log.warning("broker_unreachable", broker=self.name, endpoint=self._endpoints["front"],
+                            silent_s=round(time.monotonic() - self._heard_s, 3),
                             calls_failed=len(self._pending))
                 self._fail_pending()
             elif not silent and self.broker_down:

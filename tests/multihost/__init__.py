@@ -1,0 +1,1 @@
+"""Multi-host tests: hosts made of network namespaces, seawall across them over CURVE."""
