@@ -38,6 +38,7 @@ RECEIVE_BATCH = 500
 LIVENESS_INTERVALS = 3
 #: How often every non-closed breaker and runtime setting is published to fronts.
 SNAPSHOT_INTERVAL_S = 1.0
+_NOBLOCK = int(zmq.NOBLOCK)  # an int, not pyzmq's IntFlag: no enum arithmetic per message
 #: How often fronts hear the broker is alive (they call it down after a few silent beats).
 FRONT_BEAT_S = 0.25
 
@@ -154,7 +155,7 @@ class Broker:
     def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
         for _ in range(RECEIVE_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)

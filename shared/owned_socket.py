@@ -22,6 +22,11 @@ Frames = list[bytes]
 
 #: Messages received in one go before the owner lets other greenlets run.
 RECEIVE_BATCH = 256
+# Plain ints: pyzmq's flags are IntFlag enums, and each ``&`` on them builds a new enum
+# member, a few microseconds a message on this path.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 class OwnedSocket:
@@ -64,11 +69,11 @@ class OwnedSocket:
             raise ConnectionError(f"socket {self._name} is closed")
         if not self._outbox and not self._wake.is_set():
             try:
-                send_frames(self._sock, frames, zmq.NOBLOCK)
+                send_frames(self._sock, frames, _NOBLOCK)
             except zmq.Again:
                 pass  # full: the owner sends it when the FD says it can
             else:
-                if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                if self._sock.getsockopt(_EVENTS) & _POLLIN:
                     self._wake.set()
                 return
         self._outbox.append(frames)
@@ -106,8 +111,8 @@ class OwnedSocket:
         received = 0
         while not self._closed:
             sent = self._flush() if self._outbox else False
-            if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                self._on_message(sock.recv_multipart(zmq.NOBLOCK))
+            if sock.getsockopt(_EVENTS) & _POLLIN:
+                self._on_message(sock.recv_multipart(_NOBLOCK))
                 received += 1
                 if received % RECEIVE_BATCH == 0:
                     gevent.sleep(0)  # a flood: let the callers we woke run first
@@ -121,7 +126,7 @@ class OwnedSocket:
         sent = False
         while outbox:
             try:
-                send_frames(sock, outbox[0], zmq.NOBLOCK)
+                send_frames(sock, outbox[0], _NOBLOCK)
             except zmq.Again:
                 return sent
             outbox.popleft()
