@@ -12,6 +12,7 @@ a monitor on each CURVE socket reports those, so they are logged too.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Any, Callable
@@ -60,10 +61,8 @@ class CurveGate:
     def handle_monitor(self, monitor: zmq.Socket, name: str) -> None:
         while monitor.poll(0):
             event = recv_monitor_message(monitor)
-            reason = "handshake failed: not CURVE, or another broker's key" \
-                if event["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH else \
-                f"handshake failed (ZeroMQ event {event['event']}, value {event['value']})"
-            self._refused_peer(f"{name} socket {event['endpoint'].decode(errors='replace')}".encode(), "-", reason)
+            self._refused_peer(f"{name} socket {event['endpoint'].decode(errors='replace')}".encode(), "-",
+                               handshake_failure(event["event"], event["value"]))
 
     def close(self) -> None:
         for sock, monitor in self._monitors:
@@ -131,3 +130,19 @@ class CurveGate:
             self._log.error("allowed_keys_unreadable", allowed_keys_dir=self._allowed_dir, error=str(exc))
             return
         self._log.info("allowed_keys_loaded", allowed_keys_dir=self._allowed_dir, keys=len(self._allowed))
+
+
+def handshake_failure(event: int, value: int) -> str:
+    """Say why a handshake on a CURVE socket failed, in words an operator can act on.
+
+    A peer without CURVE is seen one of two ways, depending on who notices first: a
+    mechanism mismatch (``HANDSHAKE_FAILED_PROTOCOL``), or the peer hanging up mid-handshake
+    because *it* noticed (``HANDSHAKE_FAILED_NO_DETAIL`` with EPIPE or ECONNRESET).
+    """
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "handshake failed: not CURVE, or another broker's key"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and value in (errno.EPIPE, errno.ECONNRESET):
+        return (f"handshake failed: the peer hung up mid-handshake ({errno.errorcode[value]}); "
+                "most often a peer not CURVE, or with another broker's key")
+    detail = errno.errorcode.get(value, str(value)) if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL else str(value)
+    return f"handshake failed (ZeroMQ event {event}, value {detail})"
