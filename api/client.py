@@ -32,9 +32,6 @@ from shared.logging import LOG_EACH_CALL, get_logger
 
 log = get_logger("api.client")
 
-#: Timeouts kept for reuse by semaphore commands, per timeout and timeouts kept.
-MAX_SPARE_TIMERS = 64
-
 
 class Client:
     """Sends commands to the broker named by ``config``; safe for any number of greenlets."""
@@ -49,7 +46,6 @@ class Client:
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         self._semaphores = InFlightLimits()
         self._fallbacks = InFlightLimits()
-        self._spare_timers: dict[float, list[gevent.Timeout]] = {}
 
     @property
     def config(self) -> Config:
@@ -271,8 +267,9 @@ class Client:
             raise Rejected(f"{key}: {semaphore_max} calls already run (semaphore_max)",
                            command=key, failure=Event.SEMAPHORE_REJECTED)
         timeout_s = self.timeout_s(type(command))
-        spare_timers = self._spare_timers.get(timeout_s)
-        timer = spare_timers.pop() if spare_timers else gevent.Timeout(timeout_s)
+        # A fresh timer per call: a gevent Timeout cancelled and started again keeps only its
+        # remaining time (libev's ev_timer_stop/ev_timer_start), so a reused one fired early.
+        timer = gevent.Timeout(timeout_s)
         timer.start()
         try:
             return command.run()
@@ -287,19 +284,8 @@ class Client:
             cause = RemoteCause(type(exc).__name__, str(exc))
             raise CommandFailed(f"{key} failed: {cause}", command=key, cause=cause) from exc
         finally:
-            timer.cancel()
-            self._spare_timer(timer)
+            timer.close()
             self._semaphores.release(key)
-
-    def _spare_timer(self, timer: gevent.Timeout) -> None:
-        """Keep a timeout to start again: making one costs more than a semaphore call."""
-        spare_timers = self._spare_timers.get(timer.seconds)
-        if spare_timers is None:
-            if len(self._spare_timers) >= MAX_SPARE_TIMERS:
-                return
-            spare_timers = self._spare_timers[timer.seconds] = []
-        if len(spare_timers) < MAX_SPARE_TIMERS:
-            spare_timers.append(timer)
 
     def _fall_back(self, command: Command, error: CommandError, events: list[Event]) -> Any:
         """The fallback's value, at most ``fallback_max`` at once per command; else the error."""

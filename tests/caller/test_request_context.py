@@ -139,6 +139,13 @@ def test_a_slow_semaphore_command_times_out_and_frees_its_caller_on_time(client)
     assert Slow(seconds=0.0).execute(client) == "done", "the semaphore permit was not given back"
 
 
+def test_semaphore_calls_each_get_their_whole_timeout_however_many_ran_before(client):
+    """Regression: timers reused between calls kept only their remaining time, so once the
+    calls before had spent ``timeout_s`` in total, every later call timed out at once."""
+    for _ in range(8):  # 8 x 0.04 s spends the 0.2 s timeout one and a half times over
+        assert Slow(seconds=0.04).execute(client) == "done"
+
+
 def test_fallback_limit_of_one_rejects_the_second_concurrent_fallback(client):
     calls = [gevent.spawn(Failing().execute, client) for _ in range(2)]
     gevent.joinall(calls)
