@@ -38,6 +38,9 @@ MAX_TIMEOUT_MS = 3_600_000
 MAX_SLOTS = 10_000
 #: Largest call id; ids are 64-bit counters.
 MAX_CALL_ID = 2**63 - 1
+#: Deepest nesting of arrays and maps in a header or a map payload: repr() and JSON of a
+#: value nested past Python's recursion limit (msgpack allows 1024 levels) would raise.
+MAX_NESTING = 32
 
 
 class Kind(enum.IntEnum):
@@ -189,6 +192,9 @@ Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlR
 MAX_BATCH = 10_000
 #: Longest collapsing window a caller may ask for.
 MAX_WINDOW_MS = 10_000.0
+#: Most command keys plus outcomes in one REPORT (fronts send at most
+#: api.reports.MAX_OUTCOMES_PER_REPORT); each costs the broker tens of microseconds.
+MAX_REPORT_OUTCOMES = 20_000
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -400,6 +406,8 @@ def decode(frames: list[bytes]) -> Message:
         header = msgpack.unpackb(header_bytes, raw=False)
     except Exception as exc:
         raise ProtocolError(f"header is not valid msgpack: {exc}") from exc
+    if type(header) is not list or not _SCALAR_TYPES.issuperset(map(type, header)):  # a flat header costs no walk
+        _check_nesting(header, "header")
     if not isinstance(header, list) or not header:
         raise ProtocolError(f"header must be a non-empty array, got {header!r:.100}")
     try:
@@ -424,6 +432,20 @@ def decode_or_log(frames: list[bytes], logger: Any, source: str) -> Message | No
     except ProtocolError as exc:
         logger.warning("malformed_message_dropped", source=source, error=str(exc))
         return None
+
+
+_SCALAR_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def _check_nesting(value: Any, what: str) -> None:
+    """Refuse a value nested deeper than MAX_NESTING levels; one pass per level."""
+    level = [value]
+    for _ in range(MAX_NESTING + 1):
+        level = [child for item in level if isinstance(item, (list, dict))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return
+    raise ProtocolError(f"{what} is nested deeper than {MAX_NESTING} levels")
 
 
 def _expect_fields(fields: list[Any], names: tuple[str, ...]) -> None:
@@ -577,6 +599,8 @@ def _decode_snapshot(kind: Kind, fields: list[Any], payload: bytes | None) -> Sn
     breakers, overrides = data.get("breakers"), data.get("overrides")
     if not isinstance(breakers, dict) or not isinstance(overrides, dict):
         raise ProtocolError("snapshot must hold maps 'breakers' and 'overrides'")
+    if not all(type(key) is str for key in overrides):
+        raise ProtocolError("snapshot overrides must be keyed by setting names")
     checked: dict[str, tuple[str, int]] = {}
     for name, entry in breakers.items():
         if not isinstance(entry, list) or len(entry) != 2 or type(entry[0]) is not str \
@@ -602,7 +626,11 @@ def _decode_metrics(kind: Kind, fields: list[Any], payload: bytes | None) -> Met
 def _decode_report(kind: Kind, fields: list[Any], payload: bytes | None) -> Report:
     _expect_fields(fields, ())
     checked: dict[str, list[tuple[Event, float]]] = {}
-    for name, outcomes in _decode_map(payload).items():
+    reported = _decode_map(payload)
+    if len(reported) + sum(len(outcomes) for outcomes in reported.values() if isinstance(outcomes, list)) \
+            > MAX_REPORT_OUTCOMES:
+        raise ProtocolError(f"a report may carry at most {MAX_REPORT_OUTCOMES} outcomes")
+    for name, outcomes in reported.items():
         if not isinstance(outcomes, list):
             raise ProtocolError(f"outcomes of {name!r:.50} must be a list")
         checked[_name("command", name)] = [_reported_outcome(outcome) for outcome in outcomes]
@@ -637,6 +665,9 @@ def _decode_map(payload: bytes | None) -> dict[str, Any]:
     data = decode_value(_payload(payload, required=True))
     if not isinstance(data, dict):
         raise ProtocolError(f"payload must be a map, got {type(data).__name__}")
+    if not all(type(key) is str for key in data):
+        raise ProtocolError("payload map keys must be strings")
+    _check_nesting(data, "payload")
     return data
 
 

@@ -8,6 +8,7 @@ fallback — is exercised.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -41,8 +42,8 @@ class ChaosSettings:
         for name, value in settings.items():
             if name not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown chaos setting {name!r}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-                    or (name.endswith("_pct") and value > 100):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (name.endswith("_pct") and value > 100):
                 raise ValueError(f"chaos setting {name} must be a number in range, got {value!r}")
             values[name] = float(value)
         return cls(**values)

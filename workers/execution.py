@@ -27,6 +27,15 @@ class _Failed(Exception):
         self.outcome = outcome
 
 
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when that raises: a message nested past the recursion
+    limit, or a broken ``__str__``, must not take the slot's greenlet down with it."""
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"(the {type(exc).__name__}'s message cannot be shown: {type(error).__name__})"
+
+
 def _under_deadline(run: Callable[[], Any], timeout_ms: int, what: str, started_s: float,
                     before_run: Callable[[], None]) -> Any:
     """``run()``'s value; raises _Failed for a timeout, a bad request or any exception."""
@@ -36,13 +45,13 @@ def _under_deadline(run: Callable[[], Any], timeout_ms: int, what: str, started_
         return run()
     except gevent.Timeout as exc:
         if exc is not timer:  # the command's own gevent timeout escaped run(): its failure
-            raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, str(exc))) from None
+            raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, _message(exc))) from None
         raise _Failed(_error(started_s, Event.TIMEOUT, "Timeout",
                              f"{what} was interrupted at its deadline ({timeout_ms} ms)")) from None
     except BadRequest as exc:
-        raise _Failed(_error(started_s, Event.BAD_REQUEST, type(exc).__name__, str(exc))) from None
+        raise _Failed(_error(started_s, Event.BAD_REQUEST, type(exc).__name__, _message(exc))) from None
     except Exception as exc:
-        raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, str(exc))) from None
+        raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, _message(exc))) from None
     finally:
         timer.close()
 
@@ -102,7 +111,7 @@ def run_batch_call(commands: dict[str, type[Command]], batch: protocol.Batch, de
 def _batch_item(command_key: str, result: Any) -> tuple[Event, bytes]:
     if isinstance(result, BaseException):
         outcome = Event.BAD_REQUEST if isinstance(result, BadRequest) else Event.FAILURE
-        return outcome, protocol.encode_error(type(result).__name__, str(result)[:4000])
+        return outcome, protocol.encode_error(type(result).__name__, _message(result)[:4000])
     outcome, _, payload = _success(0.0, command_key, result)
     return outcome, payload
 

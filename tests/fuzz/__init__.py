@@ -1,0 +1,1 @@
+"""The fuzz suite: hostile input thrown at every broker socket and at a worker."""
