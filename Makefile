@@ -54,7 +54,8 @@ test: $(STAMP_TEST)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP_TEST)
-	$(BIN)/python bench/command_path.py
+	scripts/ensure-redis   # the Celery peer's broker; the suite starts and stops its own redis-server
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) run *.egg-info

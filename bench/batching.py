@@ -38,10 +38,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from api.testing import Cluster
 from batch_commands import BATCH_LOG_ENV, DEPENDENCY, TIMEOUT_S, CollapsedGet, PlainGet
@@ -230,7 +231,9 @@ def run_sequential(front: subprocess.Popen[bytes], key: str, count: int) -> Sequ
 Bursts = dict[str, list[Burst]]
 
 
-def run_measurements(directory: Path, args: argparse.Namespace) -> tuple[Bursts, dict[str, Sequential]]:
+@contextmanager
+def burst_cluster(directory: Path, args: argparse.Namespace) -> Iterator[tuple[Cluster, list[subprocess.Popen[bytes]], Path]]:
+    """A broker, the pool and warmed-up fronts; yields them and the batch log; stops them all."""
     batch_log = directory / "batches.log"
     os.environ[BATCH_LOG_ENV] = str(batch_log)  # the workers inherit it through the cluster's env
     # Rolling counts over 60 s (not 10 s) for both commands, so that the broker's event
@@ -254,15 +257,7 @@ def run_measurements(directory: Path, args: argparse.Namespace) -> tuple[Bursts,
         tell(fronts, [{"warm": WARMUP_CALLS}] * len(fronts))
         for index, front in enumerate(fronts):
             read_answer(front, f"front {index}")
-        bursts: Bursts = {CollapsedGet.key: [], PlainGet.key: []}
-        for round_number in range(args.rounds):
-            order = (CollapsedGet.key, PlainGet.key) if round_number % 2 == 0 else (PlainGet.key, CollapsedGet.key)
-            for key in order:
-                bursts[key].append(run_burst(cluster, fronts, key, args, batch_log))
-        sequential: dict[str, Sequential] = {}
-        if args.sequential_calls:
-            for key in (CollapsedGet.key, PlainGet.key):
-                sequential[key] = run_sequential(fronts[0], key, args.sequential_calls)
+        yield cluster, fronts, batch_log
         for front in fronts:
             front.stdin.close()
     except BaseException:
@@ -270,6 +265,23 @@ def run_measurements(directory: Path, args: argparse.Namespace) -> tuple[Bursts,
         raise
     finally:
         cluster.stop()  # every process it started, fronts included, by pid
+
+
+def burst_order(round_number: int) -> tuple[str, str]:
+    """Which path bursts first in a round: they alternate, so a drift in load hits both."""
+    return (CollapsedGet.key, PlainGet.key) if round_number % 2 == 0 else (PlainGet.key, CollapsedGet.key)
+
+
+def run_measurements(directory: Path, args: argparse.Namespace) -> tuple[Bursts, dict[str, Sequential]]:
+    with burst_cluster(directory, args) as (cluster, fronts, batch_log):
+        bursts: Bursts = {CollapsedGet.key: [], PlainGet.key: []}
+        for round_number in range(args.rounds):
+            for key in burst_order(round_number):
+                bursts[key].append(run_burst(cluster, fronts, key, args, batch_log))
+        sequential: dict[str, Sequential] = {}
+        if args.sequential_calls:
+            for key in (CollapsedGet.key, PlainGet.key):
+                sequential[key] = run_sequential(fronts[0], key, args.sequential_calls)
     return bursts, sequential
 
 

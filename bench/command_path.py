@@ -15,13 +15,12 @@ floor; the direct in-process call ``Noop().run()``; and the timeout margin, how 
 its ``timeout_s`` a caller gets the fallback of a command that overruns it. Misses are
 reported, never an exit status: this is a measurement, not a test.
 
-Run from the repository root: ``.venv/bin/python bench/command_path.py`` (or ``make bench``).
+Run from the repository root: ``.venv/bin/python bench/command_path.py`` (``make bench`` runs the whole suite, ``bench/suite.py``).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import platform
 import shutil
@@ -29,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
@@ -40,7 +38,10 @@ import msgpack
 import zmq
 
 from api.client import Client
+from api.command import Command
 from api.testing import Cluster
+from measuring import (ROUND_DURATION_S, WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets,
+                       percentile)
 from noop_commands import FALLBACK_VALUE, Noop, SleepPastTimeout
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,13 +49,9 @@ REPRODUCE_COMMAND = ".venv/bin/python bench/command_path.py"
 
 #: Concurrent callers: greenlets for seawall, requests kept outstanding for the floor.
 CALLER_COUNTS = (1, 64)
-#: Calls discarded before each measuring round (connections, caches, branch predictors).
-WARMUP_CALLS = 500
 #: Rounds per caller count; floor and seawall alternate, so a burst of load from other
 #: processes on the machine hits both paths rather than one.
 MEASURE_ROUNDS = 3
-#: How long each path is measured per round, after its warm-up (3 s per path in all).
-ROUND_DURATION_S = 1.0
 #: Slots of each worker: every caller has a slot, so nothing waits in the queue.
 WORKER_SLOTS = 64
 #: Pool queue size: far above the callers, so nothing is rejected.
@@ -77,89 +74,30 @@ THROUGHPUT_TARGET_RATIO = 0.7
 # -- measuring ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Result:
-    path: str
-    callers: int
-    p50_us: float
-    p99_us: float
-    calls_per_s: float
+def measure_seawall(client: Client, callers: int, command_class: type[Command] = Noop,
+                    window: Window | None = None) -> Window:
+    """One round: ``callers`` greenlets, each calling ``command_class().execute()`` in a loop."""
+    return measure_in_greenlets(lambda: command_class().execute(client=client), callers, window or Window())
 
 
-class Window:
-    """One round: discards the first ``warmup_calls`` completions, then records ``duration_s``."""
+def measure_floor(address: str, callers: int, window: Window | None = None, sleep_ms: float = 0.0) -> Window:
+    """One round: a blocking DEALER keeping ``callers`` requests outstanding, a new one per reply.
 
-    def __init__(self, warmup_calls: int = WARMUP_CALLS, duration_s: float = ROUND_DURATION_S) -> None:
-        self._warmup_left = warmup_calls
-        self.duration_s = duration_s
-        self._end_s = math.inf
-        self.latencies_us: list[float] = []
-
-    @property
-    def done(self) -> bool:
-        return perf_counter() >= self._end_s
-
-    def record(self, started_s: float, finished_s: float) -> None:
-        if self._warmup_left > 0:
-            self._warmup_left -= 1
-            if self._warmup_left == 0:
-                self._end_s = finished_s + self.duration_s
-        elif finished_s <= self._end_s:
-            self.latencies_us.append((finished_s - started_s) * 1e6)
-
-
-@dataclass
-class Samples:
-    """The rounds of one (path, callers) pair, pooled."""
-
-    latencies_us: list[float] = field(default_factory=list)
-    measured_s: float = 0.0
-
-    def add(self, window: Window) -> None:
-        self.latencies_us.extend(window.latencies_us)
-        self.measured_s += window.duration_s
-
-    def result(self, path: str, callers: int) -> Result:
-        latencies_us = sorted(self.latencies_us)
-        return Result(path, callers, percentile(latencies_us, 0.50), percentile(latencies_us, 0.99),
-                      len(latencies_us) / self.measured_s)
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
-
-
-def measure_seawall(client: Client, callers: int) -> Window:
-    """One round: ``callers`` greenlets, each calling ``Noop().execute()`` in a loop."""
-    window = Window()
-
-    def call_in_a_loop() -> None:
-        while not window.done:
-            started_s = perf_counter()
-            Noop().execute(client=client)
-            window.record(started_s, perf_counter())
-
-    gevent.joinall([gevent.spawn(call_in_a_loop) for _ in range(callers)], raise_error=True)
-    return window
-
-
-def measure_floor(address: str, callers: int) -> Window:
-    """One round: a blocking DEALER keeping ``callers`` requests outstanding, a new one per reply."""
+    With ``sleep_ms``, each request asks the echo to hold its reply that long.
+    """
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, FLOOR_RECEIVE_TIMEOUT_MS)
     sock.connect(address)
-    window = Window()
+    window = window or Window()
     sent_s: dict[int, float] = {}
     call_ids = itertools.count()
+    extra = [sleep_ms] if sleep_ms else []
 
     def send() -> None:
         call_id = next(call_ids)
         sent_s[call_id] = perf_counter()
-        sock.send(msgpack.packb([call_id, FLOOR_PAYLOAD]))
+        sock.send(msgpack.packb([call_id, FLOOR_PAYLOAD, *extra]))
 
     try:
         for _ in range(callers):
@@ -232,17 +170,20 @@ def seawall_cluster(directory: Path) -> Iterator[Cluster]:
 
 
 @contextmanager
-def floor_processes(directory: Path) -> Iterator[str]:
-    """The floor's relay and echo processes; yields the relay's client address."""
+def floor_processes(directory: Path, echoes: int = 1) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """The floor's relay and ``echoes`` echo processes; yields the relay's client address
+    and the processes, relay first."""
     front_address, back_address = f"ipc://{directory}/front", f"ipc://{directory}/back"
     script = str(BENCH_DIR / "floor_relay.py")
     processes: list[subprocess.Popen[bytes]] = []
+    starts = [("relay", [front_address, back_address, str(echoes)])]
+    starts += [(f"echo-{number}", [back_address]) for number in range(echoes)]
     try:
-        for name, args in (("relay", [front_address, back_address]), ("echo", [back_address])):
+        for name, args in starts:
             with (directory / f"{name}.log").open("wb") as log_file:
-                processes.append(subprocess.Popen([sys.executable, script, name, *args],
+                processes.append(subprocess.Popen([sys.executable, script, name.split("-")[0], *args],
                                                   stdout=log_file, stderr=subprocess.STDOUT))
-        yield front_address
+        yield front_address, processes
     finally:
         for process in reversed(processes):
             stop_process(process)
@@ -344,7 +285,7 @@ def measure_alternating(paths: dict[str, Measure], callers: int) -> dict[tuple[s
 
 def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[str, list[float]]]:
     results: dict[tuple[str, int], Result] = {}
-    with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as floor_address:
+    with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as (floor_address, _):
         client = cluster.client()
         paths: dict[str, Measure] = {
             "floor": lambda callers: measure_floor(floor_address, callers),
@@ -358,7 +299,7 @@ def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], di
 
 
 def main() -> int:
-    print(f"Reproduce with: {REPRODUCE_COMMAND}   (or: make bench)")
+    print(f"Reproduce with: {REPRODUCE_COMMAND}")
     print(f"Machine: {machine_description()}")
     directory = Path(tempfile.mkdtemp(prefix="swb-"))  # ipc:// paths must stay short
     try:

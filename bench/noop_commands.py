@@ -1,6 +1,8 @@
 """Commands the benchmark's workers run: ``python -m workers --commands noop_commands``.
 
-``Noop`` does nothing, so its round trip is the pure cost of the command path.
+``Noop`` does nothing, so its round trip is the pure cost of the command path;
+``SleepOneMs`` runs the suite's 1 ms call (``peers.workloads.sleep_1ms``, a gevent sleep
+here: workers monkey-patch ``time``).
 ``SleepPastTimeout`` always overruns its timeout, so the time its caller waits beyond
 ``timeout_s`` for the fallback is the path's timeout margin.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 
 from api import Command
+from peers.workloads import sleep_1ms
 
 #: How long SleepPastTimeout sleeps: far past its timeout, so it is always interrupted.
 OVERRUN_SLEEP_S = 0.5
@@ -22,6 +25,13 @@ class Noop(Command):
 
     def run(self) -> None:
         return None
+
+
+class SleepOneMs(Command):
+    dependency = "bench"
+
+    def run(self) -> None:
+        sleep_1ms()
 
 
 class SleepPastTimeout(Command):
