@@ -34,6 +34,8 @@ log = get_logger("api.connection")
 BROKER_SILENT_S = 0.75
 #: How often the watcher checks the broker is heard, and sends outcome reports.
 BROKER_CHECK_S = 0.1
+#: While the broker stays silent, its sockets are made again this often.
+RECONNECT_INTERVAL_S = 5.0
 
 
 class BrokerConnection:
@@ -63,6 +65,7 @@ class BrokerConnection:
         self._watcher: gevent.Greenlet | None = None
         self._pid: int | None = None
         self._heard_s = 0.0
+        self._connected_s = 0.0
 
     @property
     def pending_calls(self) -> int:
@@ -74,6 +77,13 @@ class BrokerConnection:
             return
         self._pid = os.getpid()
         self._pending.clear()  # calls of a parent process are not ours to answer
+        self._connect()
+        self._heard_s = time.monotonic()  # a new connection gets one silence of grace
+        self.broker_down = False
+        self._watcher = gevent.spawn(self._watch)
+
+    def _connect(self) -> None:
+        """Make both sockets and connect them."""
         calls = make_socket(zmq.DEALER)
         self._secure(calls, self._endpoints["front"])
         calls.connect(self._endpoints["front"])
@@ -87,9 +97,20 @@ class BrokerConnection:
         state.connect(self._endpoints["events"])
         self._state = OwnedSocket(state, self._on_state, "events")
         self._state.start()
-        self._heard_s = time.monotonic()  # a new connection gets one silence of grace
-        self.broker_down = False
-        self._watcher = gevent.spawn(self._watch)
+        self._connected_s = time.monotonic()
+
+    def _reconnect(self) -> None:
+        """Close both sockets and make them again (ZeroMQ's Paranoid Pirate).
+
+        ZeroMQ reconnects by itself after a broker restart, but not after it dropped the
+        connection over a protocol error (a frame over the size limit, a failed
+        handshake): a socket that connects is then not made again, and the broker would
+        stay silent for good. New sockets cost nothing when the broker is merely down.
+        """
+        for owned in (self._calls, self._state):
+            if owned is not None:
+                owned.close()
+        self._connect()
 
     def _secure(self, sock: zmq.Socket, endpoint: str) -> None:
         if self._config is not None:
@@ -188,8 +209,11 @@ class BrokerConnection:
                 self.broker_down = True
                 log.warning("broker_unreachable", broker=self.name, endpoint=self._endpoints["front"],
                             silent_s=round(time.monotonic() - self._heard_s, 3),
-                            calls_failed=len(self._pending))
+                            calls_failed=len(self._pending), sockets_remade_every_s=RECONNECT_INTERVAL_S)
                 self._fail_pending()
+                self._reconnect()
+            elif silent and time.monotonic() - self._connected_s > RECONNECT_INTERVAL_S:
+                self._reconnect()
             elif not silent and self.broker_down:
                 self.broker_down = False
                 log.info("broker_reachable", broker=self.name, endpoint=self._endpoints["front"])

@@ -33,6 +33,8 @@ log = get_logger("api.metrics_feed")
 BROKER_SILENT_S = 3.0
 #: Most brokers in one view; snapshots of more are dropped until one goes silent.
 MAX_BROKERS = 64
+#: While fewer brokers are heard than sources configured, the socket is made again this often.
+RECONNECT_INTERVAL_S = 10.0
 #: Seconds between two samples of each command's request rate.
 RATE_SAMPLE_INTERVAL_S = 1.0
 #: Samples kept per command: two minutes at one a second, oldest first.
@@ -71,11 +73,21 @@ class MetricsFeed:
         self._warned_s: dict[str, float] = {}
         self.dropped: dict[str, int] = {"malformed": 0, "too_many_brokers": 0}
         self._socket: OwnedSocket | None = None
+        self._connected_s = 0.0
         self._sampler: gevent.Greenlet | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self._connect()
+        self._sampler = gevent.spawn(self._sample_forever)
+        self._sampler.name = "metrics-rate-sampler"
+        log.info("metrics_feed_started", sources=self.endpoints)
+
+    def _connect(self) -> None:
+        """Make the socket and connect it to every source; closes the one before, if any."""
+        if self._socket is not None:
+            self._socket.close()
         sock = make_socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, protocol.METRICS_TOPIC)
         for endpoint in self.endpoints:
@@ -84,9 +96,22 @@ class MetricsFeed:
             sock.connect(endpoint)
         self._socket = OwnedSocket(sock, self.receive, "metrics")
         self._socket.start()
-        self._sampler = gevent.spawn(self._sample_forever)
-        self._sampler.name = "metrics-rate-sampler"
-        log.info("metrics_feed_started", sources=self.endpoints)
+        self._connected_s = self._clock()
+
+    def _reconnect_if_sources_silent(self) -> None:
+        """Make the socket again when fewer brokers are heard than sources are configured,
+        at most once per RECONNECT_INTERVAL_S (ZeroMQ's Paranoid Pirate).
+
+        ZeroMQ reconnects by itself after a broker restart, but not after it dropped a
+        connection over a protocol error (a frame over the size limit, a failed
+        handshake); snapshots do not say which endpoint they came from, so the whole
+        socket is made again. Against a source that is merely down this costs a connect.
+        """
+        if self._clock() - self._connected_s < RECONNECT_INTERVAL_S:
+            return
+        self._forget_silent()
+        if len(self._latest) < len(self.endpoints):
+            self._connect()
 
     def stop(self) -> None:
         if self._sampler is not None:
@@ -163,6 +188,7 @@ class MetricsFeed:
         while True:
             gevent.sleep(RATE_SAMPLE_INTERVAL_S)
             try:
+                self._reconnect_if_sources_silent()
                 self.sample_rates()
             except Exception as exc:  # noqa: BLE001 - a bad sample must not end the sparkline for good
                 log.error("metrics_rate_sample_failed", error=f"{type(exc).__name__}: {exc}")

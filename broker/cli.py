@@ -32,6 +32,10 @@ def _format_status(status: dict[str, Any]) -> str:
                      f"{command['p50_ms']:>8.2f} {command['p99_ms']:>8.2f}")
     if any(c["force"] != "auto" for c in status["commands"].values()):
         lines.append("(* forced by breaker_force)")
+    left_out = status.get("commands_total", len(status["commands"])) - len(status["commands"])
+    if left_out > 0:
+        lines.append(f"... and {left_out} more commands not shown (open breakers and the busiest come first); "
+                     "narrow with: seawall status --command TEXT")
     return "\n".join(lines)
 
 
@@ -41,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="pools, workers, breakers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--command", dest="command_text", metavar="TEXT", default="",
+                        help="only the commands whose key contains TEXT")
     commands.add_parser("ping", help="is the broker answering?")
     config = commands.add_parser("config", help="change a setting while running")
     config_actions = config.add_subparsers(dest="config_action", required=True)
@@ -124,6 +130,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         arguments = {name: value for name, value in vars(args).items()
                      if name in ("mode", "dependency", "latency_ms", "pct") and value is not None}
         return "chaos", arguments
+    if args.command == "status" and args.command_text:
+        return "status", {"command": args.command_text}
     return args.command, {}
 
 

@@ -22,6 +22,8 @@ log = get_logger("broker.commands")
 
 #: Most command keys tracked at once.
 MAX_COMMAND_KEYS = 10_000
+#: Every event at zero, copied for each new record (iterating an Enum is slow).
+_NO_EVENTS: dict[Event, int] = dict.fromkeys(Event, 0)
 #: Latency percentiles cover this long (Hystrix: 60 s in 6 buckets).
 PERCENTILE_WINDOW_S = 60.0
 PERCENTILE_BUCKETS = 6
@@ -65,7 +67,7 @@ class CommandRecord:
     batch_sizes: RollingPercentiles | None = None
     batch_counts: RollingCounts[str] | None = None
     #: every event since the broker started (``counts`` is the rolling window)
-    totals: dict[Event, int] = field(default_factory=lambda: dict.fromkeys(Event, 0))
+    totals: dict[Event, int] = field(default_factory=lambda: _NO_EVENTS.copy())
     #: the collapsing settings callers last asked for
     collapse_window_ms: float = 0.0
     collapse_max_batch: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from broker import bounded
 from broker.chaos import kill_worker, set_chaos
 from shared import protocol
 from shared.config import ConfigError
@@ -19,7 +20,10 @@ FORCE_FOR_ACTION = {"open": "open", "close": "closed", "auto": "auto"}
 
 
 def _status(broker: Broker, arguments: dict[str, Any]) -> Answer:
-    return True, broker.status()
+    command_text = arguments.get("command", "")
+    if type(command_text) is not str or len(command_text) > protocol.MAX_NAME_CHARS:
+        return False, {"error": f"status: 'command' must be text of at most {protocol.MAX_NAME_CHARS} characters"}
+    return True, bounded.status(broker, command_text)
 
 
 def _ping(broker: Broker, arguments: dict[str, Any]) -> Answer:

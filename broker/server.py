@@ -14,12 +14,14 @@ from typing import Any, Callable
 
 import zmq
 
+from broker import bounded
 from broker.breaker import HEALTH_EVENTS, Admission, Breaker, BreakerState
 from broker.batching import Batcher, OpenBatch, unique_payloads
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
 from broker.control import handle_control
-from broker.metrics import METRICS_INTERVAL_S, broker_identity, snapshot
+from broker.bounded import TrimLog, published_state
+from broker.metrics import METRICS_INTERVAL_S, broker_identity
 from broker.pool import Pool, WorkerRecord
 from broker.zap import CurveGate
 from broker.call_log import CallLog
@@ -68,6 +70,7 @@ class Broker:
         self._next_metrics_s = 0.0
         self._identity = broker_identity()
         self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
+        self._trim_log = TrimLog(log, clock)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -79,6 +82,9 @@ class Broker:
             self.gate = CurveGate(context(), self.config.security_setting("allowed_keys_dir"), log, self.clock)
             self.gate.start()
         self.front = make_socket(zmq.ROUTER)
+        # Workers choose their routing ids and keep them across new sockets: no handover,
+        # so what the old connection delivered still comes under the worker's id, and
+        # the new connection is taken once the old one has closed (ZeroMQ retries it).
         self.back = make_socket(zmq.ROUTER)
         self.control = make_socket(zmq.ROUTER)
         self.events = make_socket(zmq.PUB)
@@ -141,7 +147,7 @@ class Broker:
                 send_frames(self.events, protocol.STATE_HEARTBEAT)
             if now_s >= self._next_metrics_s:
                 self._next_metrics_s = now_s + METRICS_INTERVAL_S
-                send_frames(self.events, protocol.metrics(snapshot(self, self._identity)))
+                send_frames(self.events, bounded.metrics(self, self._identity, self._trim_log))
                 self.call_log.rejections.flush()
 
     def _poll_timeout_ms(self) -> int:
@@ -466,6 +472,10 @@ class Broker:
         if beat:
             self._next_heartbeat_s = now_s + self.heartbeat_s
         silent_after_s = now_s - LIVENESS_INTERVALS * self.heartbeat_s
+        if any(worker.last_seen_s < silent_after_s for worker in self.workers.values()):
+            # The loop may have been held up (a flood on another socket): read what the
+            # workers sent meanwhile before taking its own lateness for their silence.
+            self._receive(self.back, self._on_back)
         for identity, worker in list(self.workers.items()):
             if worker.last_seen_s < silent_after_s:
                 self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
@@ -479,16 +489,12 @@ class Broker:
         self._publish_breaker(breaker)
 
     def _publish_breaker(self, breaker: Breaker) -> None:
-        send_frames(self.events, protocol.breaker_change(breaker.key, *_published_state(breaker)))
+        send_frames(self.events, protocol.breaker_change(breaker.key, *published_state(breaker)))
 
     def _publish_snapshot(self, now_s: float) -> None:
         self._next_snapshot_s = now_s + SNAPSHOT_INTERVAL_S
         self.commands.drop_idle()
-        breakers = {}
-        for key, record in self.commands.items():
-            if record.breaker.effective_state() is not BreakerState.CLOSED:
-                breakers[key] = _published_state(record.breaker)
-        send_frames(self.events, protocol.snapshot(breakers, self.overrides))
+        send_frames(self.events, bounded.breaker_snapshot(self, self._trim_log))
 
     def set_setting(self, dotted_key: str, value: Any) -> Any:
         """Change a setting while running; in force here at once, on fronts within a second."""
@@ -524,20 +530,14 @@ class Broker:
             answer = handle_control(self, message)
         send_frames(self.control, [*envelope, *protocol.control_reply(*answer)])
 
-    def status(self) -> dict[str, Any]:
+    def status_without_commands(self) -> dict[str, Any]:
+        """Status but its commands, which ``broker.bounded.status`` adds as many as fit."""
         now_s = self.clock()
         return {
             "uptime_s": round(now_s - self.started_s, 3),
             "calls_in_flight": len(self.calls),
             "requests_received": self.requests_received,
             "pools": {name: pool.status(now_s) for name, pool in sorted(self.pools.items())},
-            "commands": {key: record.status() for key, record in sorted(self.commands.items())},
             "overrides": dict(self.overrides),
         }
 
-
-def _published_state(breaker: Breaker) -> tuple[str, int]:
-    """(state, retry_in_ms) as fronts get it; a breaker forced open never lets a trial go."""
-    if breaker.settings.force == "open":
-        return BreakerState.OPEN.value, protocol.MAX_TIMEOUT_MS
-    return breaker.effective_state().value, int(breaker.retry_in_s() * 1000)

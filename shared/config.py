@@ -409,11 +409,19 @@ def ensure_run_dir(config: Config) -> None:
 #: Sections whose settings can change while running (``seawall config set``).
 RUNTIME_SECTIONS = {"defaults": COMMAND_SETTINGS, "commands": COMMAND_SETTINGS, "pools": POOL_SETTINGS}
 #: Most runtime overrides held at once (their keys name commands, which callers choose).
-MAX_OVERRIDES = 10_000
+#: Every snapshot to fronts carries them all: 1,000 keys of at most MAX_OVERRIDE_KEY_CHARS
+#: stay under a third of one message.
+MAX_OVERRIDES = 1_000
+#: Longest runtime setting key: a 200-character command key (the protocol's limit) and
+#: its section and setting around it.
+MAX_OVERRIDE_KEY_CHARS = 260
 
 
 def check_override(dotted_key: str, value: Any) -> tuple[str, Any]:
     """Validate a runtime setting (``commands.GetRatings.timeout_s``); (key, checked value)."""
+    if len(dotted_key) > MAX_OVERRIDE_KEY_CHARS:
+        raise ConfigError(dotted_key[:60] + "...", f"a runtime setting key is at most {MAX_OVERRIDE_KEY_CHARS} "
+                                                   f"characters, got {len(dotted_key)}")
     parts = dotted_key.split(".")
     section = parts[0]
     specs = RUNTIME_SECTIONS.get(section)

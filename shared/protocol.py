@@ -350,6 +350,24 @@ def snapshot(breakers: dict[str, tuple[str, int]], overrides: dict[str, Any]) ->
     return [STATE_TOPIC, *_frames([Kind.SNAPSHOT], encode_value({"breakers": breakers, "overrides": overrides}))]
 
 
+def fit(build: Callable[[int], list[bytes]], count: int, max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[list[bytes], int]:
+    """``build(n)``'s frames for the largest ``n <= count`` tried whose payload (the last
+    frame) fits ``max_bytes``, and that ``n``.
+
+    For the messages whose size grows with what the broker tracks (breaker snapshots,
+    metrics, status): a receiver drops the connection of a peer that sends a frame over
+    its size limit, and a connecting socket is not made again, so such a message must
+    shed entries rather than grow. ``build`` must put the entries it should keep first.
+    Encodes once when everything fits; otherwise shrinks ``n`` in proportion, a few times.
+    """
+    while True:
+        frames = build(count)
+        size = len(frames[-1])
+        if size <= max_bytes or count == 0:
+            return frames, count
+        count = min(count - 1, int(count * max_bytes * 0.95 / size))
+
+
 def metrics(snapshot: dict[str, Any]) -> list[bytes]:
     return [METRICS_TOPIC, *_frames([Kind.METRICS], encode_value(snapshot))]
 

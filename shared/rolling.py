@@ -123,7 +123,9 @@ class RollingPercentiles:
 
     def __init__(self, window_s: float = 60.0, buckets: int = 6, clock: Clock = time.monotonic) -> None:
         self._ring = _Ring(window_s, buckets, clock)
-        self._bins = [[0] * LATENCY_BINS for _ in range(buckets)]
+        #: each bucket's bins, made when the bucket gets its first value: a command key
+        #: seen once (callers choose keys) should not cost every bucket's array
+        self._bins: list[list[int] | None] = [None] * buckets
         #: every bucket's bins added up, kept as values come and go (percentiles read one array)
         self._merged = [0] * LATENCY_BINS
         self._sums_ms = [0.0] * buckets
@@ -139,7 +141,7 @@ class RollingPercentiles:
                 for index, count in enumerate(self._bins[cleared]):
                     if count:
                         merged[index] -= count
-                self._bins[cleared] = [0] * LATENCY_BINS
+                self._bins[cleared] = None
                 self._sums_ms[cleared] = 0.0
                 self._counts[cleared] = 0
 
@@ -147,7 +149,10 @@ class RollingPercentiles:
         self._advance()
         current = self._ring.current
         index = latency_bin(latency_ms)
-        self._bins[current][index] += 1
+        bins = self._bins[current]
+        if bins is None:
+            bins = self._bins[current] = [0] * LATENCY_BINS
+        bins[index] += 1
         self._merged[index] += 1
         self._sums_ms[current] += latency_ms
         self._counts[current] += 1

@@ -37,6 +37,9 @@ log = get_logger("worker")
 
 #: A broker silent for this many heartbeat intervals is gone: register again.
 LIVENESS_INTERVALS = 3
+#: Still silent after this many intervals: make the socket again, then register.
+#: Not sooner: a broker merely held up would lose the calls it sends in the switch.
+RECONNECT_INTERVALS = 10
 #: How long a goodbye may take to leave the socket on exit.
 GOODBYE_LINGER_MS = 1000
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -59,12 +62,16 @@ class Worker:
         self.heartbeat_s: float = config.broker_setting("heartbeat_s")
         self._running: set[int] = set()
         self._calls: gevent.queue.SimpleQueue = gevent.queue.SimpleQueue()
-        self._broker_seen_s = clock()
+        self._broker_seen_s = clock()  # last word from the broker, or last time we registered
+        self._broker_heard_s = clock()  # last word from the broker
         self._draining = False
         self._drain_acked = gevent.event.Event()
         self._idle = gevent.event.Event()
         self._idle.set()
         self._socket: OwnedSocket | None = None
+        #: this process's identity to the broker's ROUTER, kept across new sockets
+        #: (a ZeroMQ routing id must not start with a zero byte)
+        self._routing_id = f"worker:{os.getpid()}:".encode() + os.urandom(8).hex().encode()
         self.chaos = Chaos()
         self.watchdog = Watchdog(config.pool_setting(dependency, "hung_call_grace_s"), clock)
         self.max_calls: int = config.pool_setting(dependency, "max_calls")
@@ -75,11 +82,7 @@ class Worker:
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
-        sock = make_socket(zmq.DEALER)
-        secure_client(sock, self.config, "worker", self.config.endpoints["back"])
-        sock.connect(self.config.endpoints["back"])
-        self._socket = OwnedSocket(sock, self._on_message, "back")
-        self._socket.start()
+        self._connect()
         for _ in range(self.slots):
             gevent.spawn(self._slot)
         self.watchdog.start()
@@ -96,6 +99,25 @@ class Worker:
         log.info("worker_stopped", dependency=self.dependency, exit_code=self._exit_code,
                  calls_served=self.calls_served)
         return self._exit_code
+
+    def _connect(self) -> None:
+        """Make the socket to the broker and connect it; closes the one before, if any.
+
+        Made again when the broker falls silent (ZeroMQ's Paranoid Pirate): ZeroMQ
+        reconnects by itself after a broker restart, but not after it dropped the
+        connection over a protocol error (a frame over the size limit, a failed
+        handshake), and then registering again on the old socket would reach nobody.
+        Every socket of this process has the same routing id, so to the broker the new
+        connection is the same worker: the calls it holds stay held, and their results go
+        out on the new socket (one that has written the worker off drops them).
+        """
+        if self._socket is not None:
+            self._socket.close()
+        sock = make_socket(zmq.DEALER, routing_id=self._routing_id)
+        secure_client(sock, self.config, "worker", self.config.endpoints["back"])
+        sock.connect(self.config.endpoints["back"])
+        self._socket = OwnedSocket(sock, self._on_message, "back")
+        self._socket.start()
 
     def _stop(self, exit_code: int, reason: str) -> None:
         """Drain, then exit with ``exit_code``; the first reason given wins."""
@@ -126,9 +148,13 @@ class Worker:
             gevent.sleep(self.heartbeat_s)
             self._socket.send(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
             if self.clock() - self._broker_seen_s > LIVENESS_INTERVALS * self.heartbeat_s:
-                log.warning("broker_silent", dependency=self.dependency,
-                            silent_s=round(self.clock() - self._broker_seen_s, 3))
+                silent_s = self.clock() - self._broker_heard_s
+                remake = silent_s > RECONNECT_INTERVALS * self.heartbeat_s and not self._draining
+                log.warning("broker_silent", dependency=self.dependency, silent_s=round(silent_s, 3),
+                            socket_remade=remake)
                 self._broker_seen_s = self.clock()
+                if remake:
+                    self._connect()
                 if not self._draining:
                     self._register()
 
@@ -136,7 +162,7 @@ class Worker:
         message = protocol.decode_or_log(frames, log, "broker")
         if message is None:
             return
-        self._broker_seen_s = self.clock()
+        self._broker_seen_s = self._broker_heard_s = self.clock()
         if type(message) is protocol.Call or type(message) is protocol.Batch:
             self._start_call(message)
         elif type(message) is protocol.Signal:

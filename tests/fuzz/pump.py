@@ -247,15 +247,20 @@ def send_oversize(connect: Any, seeds: list[Seed], count: int = OVERSIZE_MESSAGE
     return refused
 
 
-def wait_for_disconnect(monitor: zmq.Socket, timeout_s: float = 5.0) -> bool:
-    """True once ``monitor`` reports its socket's connection dropped."""
+def wait_for_event(monitor: zmq.Socket, event: int, timeout_s: float = 5.0) -> bool:
+    """True once ``monitor`` reports ``event`` (a ``zmq.EVENT_*``) on its socket."""
     deadline_s = time.monotonic() + timeout_s
     while monitor.poll(max(1, int((deadline_s - time.monotonic()) * 1000))):
-        if recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED:
+        if recv_monitor_message(monitor)["event"] == event:
             return True
         if time.monotonic() > deadline_s:
             break
     return False
+
+
+def wait_for_disconnect(monitor: zmq.Socket, timeout_s: float = 5.0) -> bool:
+    """True once ``monitor`` reports its socket's connection dropped."""
+    return wait_for_event(monitor, zmq.EVENT_DISCONNECTED, timeout_s)
 
 
 def dealer(endpoint: str, identity: bytes | None = None) -> zmq.Socket:
