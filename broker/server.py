@@ -30,7 +30,7 @@ from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, en
 from shared.events import Event
 from shared.logging import get_logger
 from shared.security import needs_curve, secure_server
-from shared.transport import bind, context, make_socket, send_frames
+from shared.transport import bind, context, make_socket, recv_frames, send_frames
 
 log = get_logger("broker")
 
@@ -161,7 +161,7 @@ class Broker:
     def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
         for _ in range(RECEIVE_BATCH):
             try:
-                frames = sock.recv_multipart(_NOBLOCK)
+                frames = recv_frames(sock, _NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)

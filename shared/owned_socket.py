@@ -16,7 +16,7 @@ import gevent
 import gevent.event
 import zmq
 
-from shared.transport import is_closed_error, send_frames
+from shared.transport import is_closed_error, recv_frames, send_frames
 
 Frames = list[bytes]
 
@@ -112,7 +112,7 @@ class OwnedSocket:
         while not self._closed:
             sent = self._flush() if self._outbox else False
             if sock.getsockopt(_EVENTS) & _POLLIN:
-                self._on_message(sock.recv_multipart(_NOBLOCK))
+                self._on_message(recv_frames(sock, _NOBLOCK))
                 received += 1
                 if received % RECEIVE_BATCH == 0:
                     gevent.sleep(0)  # a flood: let the callers we woke run first

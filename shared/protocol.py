@@ -212,9 +212,18 @@ _SIGNAL_KINDS = frozenset(
 def encode_value(value: Any) -> bytes:
     """msgpack ``value``; a TypeError names the first type msgpack cannot carry."""
     try:
+        if type(value) in _SCALAR_TYPES:  # most results: no Packer to build (see _scalar_packer)
+            return _scalar_packer.pack(value)
         return msgpack.packb(value, use_bin_type=True, datetime=False)
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"cannot be sent: {exc}") from exc
+
+
+#: Packs scalar values for encode_value: ``msgpack.packb`` builds a Packer per call, which
+#: costs more than packing a scalar. Shared safely only by values packed in C without
+#: calling back into Python (which could switch greenlets mid-pack): scalars, never
+#: containers, whose subclasses may run Python code. It resets after every call, failed or not.
+_scalar_packer = msgpack.Packer(use_bin_type=True, datetime=False)
 
 
 def decode_value(payload: bytes) -> Any:
@@ -243,8 +252,15 @@ def decode_error(payload: bytes) -> tuple[str, str]:
 # -- encoding messages ---------------------------------------------------------------
 
 
+#: One packer for every header: ``msgpack.packb`` builds a new Packer per call, which
+#: costs more than packing a header. Safe to share between greenlets and threads: a
+#: header holds only plain values, so ``pack`` runs in C without releasing the GIL or
+#: calling back into Python, and it resets its buffer after every call, failed or not.
+_header_packer = msgpack.Packer(use_bin_type=True)
+
+
 def _frames(header: list[Any], payload: bytes | None = None) -> list[bytes]:
-    packed = msgpack.packb(header, use_bin_type=True)
+    packed = _header_packer.pack(header)
     return [PROTOCOL, packed] if payload is None else [PROTOCOL, packed, payload]
 
 
@@ -253,7 +269,7 @@ def request(call_id: int, command: str, dependency: str, timeout_ms: int, payloa
 
 
 def reply(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> list[bytes]:
-    return _frames([Kind.REPLY, call_id, outcome.value, execution_ms], payload)
+    return _frames([Kind.REPLY, call_id, outcome, execution_ms], payload)  # an Event packs as its value
 
 
 def collapsible(call_id: int, command: str, dependency: str, timeout_ms: int, shard: str, window_ms: float,
@@ -333,7 +349,7 @@ def call(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[by
 
 
 def result(call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> list[bytes]:
-    return _frames([Kind.RESULT, call_id, outcome.value, execution_ms], payload)
+    return _frames([Kind.RESULT, call_id, outcome, execution_ms], payload)  # an Event packs as its value
 
 
 def signal(kind: Kind) -> list[bytes]:
@@ -428,12 +444,9 @@ def decode(frames: list[bytes]) -> Message:
         _check_nesting(header, "header")
     if not isinstance(header, list) or not header:
         raise ProtocolError(f"header must be a non-empty array, got {header!r:.100}")
-    try:
-        if type(header[0]) is not int:
-            raise TypeError
-        kind = Kind(header[0])
-    except (ValueError, TypeError):
-        raise ProtocolError(f"unknown message kind {header[0]!r:.50}") from None
+    kind = _KIND_BY_VALUE.get(header[0]) if type(header[0]) is int else None
+    if kind is None:
+        raise ProtocolError(f"unknown message kind {header[0]!r:.50}")
     payload = frames[2] if len(frames) == 3 else None
     fields = header[1:]
     decoder = _DECODERS[kind]
@@ -453,6 +466,10 @@ def decode_or_log(frames: list[bytes], logger: Any, source: str) -> Message | No
 
 
 _SCALAR_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+#: ``Kind(value)`` and ``Event(value)`` as dict lookups: calling an Enum runs Python code
+#: (about half a microsecond), and every message names its kind and most an outcome.
+_KIND_BY_VALUE: dict[int, Kind] = {kind.value: kind for kind in Kind}
+_EVENT_BY_VALUE: dict[str, Event] = {event.value: event for event in Event}
 
 
 def _check_nesting(value: Any, what: str) -> None:
@@ -484,10 +501,7 @@ def _name(field: str, value: Any) -> str:
 
 
 def _outcome(value: Any, allowed: frozenset[Event]) -> Event:
-    try:
-        event = Event(value)
-    except ValueError:
-        event = None
+    event = _EVENT_BY_VALUE.get(value) if type(value) is str else None  # Event's values are all str
     if event not in allowed:
         raise ProtocolError(f"outcome must be one of {', '.join(sorted(allowed))}, got {value!r:.50}")
     return event

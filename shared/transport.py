@@ -74,13 +74,40 @@ def is_closed_error(exc: zmq.ZMQError) -> bool:
 
 
 _SNDMORE = int(zmq.SNDMORE)
+#: pyzmq's Python-level ``Socket.send`` only adds draft-API arguments (routing_id, group)
+#: before calling its compiled base class's; calling the base directly halves what a
+#: frame costs to send. Used only for sockets whose class keeps that ``send``.
+_SUGAR_SEND = zmq.Socket.send
+_BACKEND_SEND = zmq.backend.Socket.send
 
 
 def send_frames(sock: zmq.Socket, frames: list[bytes], flags: int = 0) -> None:
     """``sock.send_multipart(frames, flags)`` without its per-frame IntFlag arithmetic."""
     flags = int(flags)
     more = _SNDMORE | flags
+    if type(sock).send is _SUGAR_SEND:
+        send = _BACKEND_SEND
+        for frame in frames[:-1]:
+            send(sock, frame, more)
+        send(sock, frames[-1], flags)
+        return
     send = sock.send
     for frame in frames[:-1]:
         send(frame, more)
     send(frames[-1], flags)
+
+
+def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
+    """``sock.recv_multipart(flags)``, about three times cheaper.
+
+    pyzmq's version asks ``getsockopt(RCVMORE)`` after each frame, and every getsockopt
+    converts its option to an enum in Python; a frame received without copying carries
+    that flag itself (``Frame.more``). ``Frame.bytes`` is the one copy either way.
+    """
+    recv = sock.recv
+    frame = recv(flags, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = recv(flags, copy=False)
+        frames.append(frame.bytes)
+    return frames
