@@ -44,7 +44,10 @@ class Client:
         #: this host's broker (the only one unless ``[brokers.NAME]`` lists more)
         self.connection = self.brokers.connections[0]
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
+        #: command class -> (semaphore_max, timeout_s): one look-up per semaphore call
+        self._run_here_settings: dict[type[Command], tuple[int, float]] = {}
         self._semaphores = InFlightLimits()
+        self._timers = CallTimers()
         self._fallbacks = InFlightLimits()
 
     @property
@@ -60,6 +63,7 @@ class Client:
         self._overrides = overrides
         self._config = with_overrides(file_config, overrides) if overrides else file_config
         self._settings_cache.clear()
+        self._run_here_settings.clear()
 
     @property
     def pending_calls(self) -> int:
@@ -155,8 +159,9 @@ class Client:
             context.record(command.key, events, latency_ms)
         if command.dependency is None and events:
             self._reports.add(command.key, events[0], latency_ms)
-        for event in events[1:]:
-            self._reports.add(command.key, event)
+        if len(events) > 1:  # most calls have one event: no copy of the list to loop over
+            for event in events[1:]:
+                self._reports.add(command.key, event)
         if LOG_EACH_CALL:
             log.debug("call_finished", command=command.key, dependency=command.dependency, events=events,
                       latency_ms=round(latency_ms, 3))
@@ -259,22 +264,18 @@ class Client:
         it is raised into run() at the deadline.
         """
         self.brokers.open()  # reports and breaker news travel on it
-        if self.breakers.short_circuits(command.key):
-            raise self._short_circuit(command, "the breaker is OPEN")
         key = command.key
-        semaphore_max = self.setting(type(command), "semaphore_max")
+        if self.breakers.short_circuits(key):
+            raise self._short_circuit(command, "the breaker is OPEN")
+        semaphore_max, timeout_s = self._settings_to_run_here(type(command))
         if not self._semaphores.try_acquire(key, semaphore_max):
             raise Rejected(f"{key}: {semaphore_max} calls already run (semaphore_max)",
                            command=key, failure=Event.SEMAPHORE_REJECTED)
-        timeout_s = self.timeout_s(type(command))
-        # A fresh timer per call: a gevent Timeout cancelled and started again keeps only its
-        # remaining time (libev's ev_timer_stop/ev_timer_start), so a reused one fired early.
-        timer = gevent.Timeout(timeout_s)
-        timer.start()
+        timer = self._timers.start(timeout_s)
         try:
             return command.run()
         except gevent.Timeout as exc:
-            if exc is not timer:
+            if exc is not timer.thrown:  # run()'s own Timeout: passed on as it is
                 raise
             raise CommandTimeout(f"{key} did not finish within {timeout_s:g} s", command=key) from None
         except BadRequest as exc:
@@ -284,8 +285,16 @@ class Client:
             cause = RemoteCause(type(exc).__name__, str(exc))
             raise CommandFailed(f"{key} failed: {cause}", command=key, cause=cause) from exc
         finally:
-            timer.close()
+            self._timers.give_back(timer)
             self._semaphores.release(key)
+
+    def _settings_to_run_here(self, command_class: type[Command]) -> tuple[int, float]:
+        """``semaphore_max`` and ``timeout_s``: one cached look-up on the semaphore path."""
+        settings = self._run_here_settings.get(command_class)
+        if settings is None:
+            settings = (self.setting(command_class, "semaphore_max"), self.timeout_s(command_class))
+            self._run_here_settings[command_class] = settings
+        return settings
 
     def _fall_back(self, command: Command, error: CommandError, events: list[Event]) -> Any:
         """The fallback's value, at most ``fallback_max`` at once per command; else the error."""
@@ -324,6 +333,82 @@ class Client:
 
     def close(self) -> None:
         self.brokers.close()
+
+
+#: Idle timers kept per timeout; a timer given back past this many is closed.
+MAX_IDLE_TIMERS = 256
+
+
+class CallTimer:
+    """The deadline of one semaphore call: a libev timer reused call after call.
+
+    A fresh ``gevent.Timeout`` per call cost about 2 µs, a third of the call's overhead.
+    A reused one must restart with ``again()``: a stopped libev timer started again keeps
+    only the time it had left (``ev_timer_stop``/``ev_timer_start``), so a reused Timeout
+    fired early once the calls before had spent ``timeout_s`` between them. ``again()``
+    sets the deadline to now + ``repeat``, and the timer stops itself when it fires, so
+    like a Timeout it fires at most once per call.
+    """
+
+    __slots__ = ("timeout_s", "loop", "thrown", "_watcher", "_greenlet")
+
+    def __init__(self, loop: Any, timeout_s: float) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")  # again() ignores a repeat of 0
+        self.timeout_s = timeout_s
+        self.loop = loop
+        #: the Timeout this timer raised into its call, until it is given back
+        self.thrown: gevent.Timeout | None = None
+        self._watcher = loop.timer(timeout_s, timeout_s, priority=-1)  # as gevent.Timeout's
+        self._greenlet: Any = None
+
+    def start(self) -> None:
+        """Raise a ``gevent.Timeout`` into this greenlet ``timeout_s`` from now (not from
+        the loop's last iteration: ``update``)."""
+        self._greenlet = gevent.getcurrent()
+        self._watcher.again(self._expire, update=True)
+
+    def stop(self) -> None:
+        self._watcher.stop()
+        self._greenlet = self.thrown = None
+
+    def close(self) -> None:
+        self._watcher.close()
+
+    def _expire(self) -> None:
+        self._watcher.stop()  # once, as a Timeout: a run() that swallows it is not hit again
+        thrown = self.thrown = gevent.Timeout(self.timeout_s)  # what the fresh Timeout raised
+        thrown.close()  # raised, never started: its own libev timer is not needed
+        self._greenlet.throw(thrown)
+
+
+class CallTimers:
+    """Idle :class:`CallTimer` objects by timeout. A call in flight holds its own, so
+    concurrent greenlets and nested calls in one greenlet never share one."""
+
+    def __init__(self) -> None:
+        self._idle: dict[float, list[CallTimer]] = {}
+
+    def start(self, timeout_s: float) -> CallTimer:
+        """A started timer of ``timeout_s`` on this thread's loop."""
+        loop = gevent.get_hub().loop
+        idle = self._idle.get(timeout_s)
+        timer = idle.pop() if idle else None
+        if timer is None or timer.loop is not loop:  # none idle, or another thread's (or a destroyed) hub's
+            timer = CallTimer(loop, timeout_s)
+        timer.start()
+        return timer
+
+    def give_back(self, timer: CallTimer) -> None:
+        """Stop ``timer`` and keep it for the next call with its timeout."""
+        timer.stop()
+        idle = self._idle.get(timer.timeout_s)
+        if idle is None:
+            idle = self._idle[timer.timeout_s] = []
+        if len(idle) < MAX_IDLE_TIMERS:
+            idle.append(timer)
+        else:
+            timer.close()
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

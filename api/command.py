@@ -20,6 +20,8 @@ from shared.config import COMMAND_SETTINGS, ConfigError
 RESERVED_NAMES = frozenset({"dependency", "key", "collapse"}) | frozenset(COMMAND_SETTINGS)
 
 _NO_DEFAULT = object()
+#: The payload of a command without fields: an empty argument map.
+_NO_ARGUMENTS = protocol.encode_value({})
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -58,6 +60,17 @@ class Command:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
+        if not (args or kwargs or cls._fields):
+            # No arguments to check or encode (their msgpack was most of a no-op call's build)
+            self._payload = _NO_ARGUMENTS
+            return
+        values = cls._values_of(args, kwargs)
+        self._payload = _encode_arguments(cls.key, values)
+        self.__dict__.update(values)
+
+    @classmethod
+    def _values_of(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Every field's value, from the constructor's arguments and the fields' defaults."""
         if len(args) > len(cls._fields):
             raise TypeError(f"{cls.key} takes {len(cls._fields)} arguments ({', '.join(cls._fields)}), got {len(args)}")
         values = dict(zip(cls._fields, args))
@@ -72,8 +85,7 @@ class Command:
                 if name not in cls._field_defaults:
                     raise TypeError(f"{cls.key} is missing argument {name!r}")
                 values[name] = cls._field_defaults[name]
-        self._payload = _encode_arguments(cls.key, values)
-        self.__dict__.update(values)
+        return values
 
     @classmethod
     def from_wire(cls, arguments: Any, payload: bytes) -> Command:

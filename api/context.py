@@ -36,6 +36,18 @@ class LoggedCommand:
         return f"{self.command}[{', '.join(self.events)}][{self.latency_ms:.0f}ms]"
 
 
+def _logged_command(command: str, events: tuple[Event, ...], latency_ms: float) -> LoggedCommand:
+    """``LoggedCommand(command, events, latency_ms)`` in half the time, for every call in
+    a request context: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``. The entry is the same (equal, same repr, still frozen)."""
+    entry = object.__new__(LoggedCommand)
+    fields = entry.__dict__
+    fields["command"] = command
+    fields["events"] = events
+    fields["latency_ms"] = latency_ms
+    return entry
+
+
 @dataclass
 class RequestContext:
     #: (command class, cache key) -> the future of the first such call
@@ -47,7 +59,7 @@ class RequestContext:
 
     def record(self, command: str, events: list[Event], latency_ms: float) -> None:
         if len(self.log) < MAX_LOGGED_COMMANDS:
-            self.log.append(LoggedCommand(command, tuple(events), round(latency_ms, 3)))
+            self.log.append(_logged_command(command, tuple(events), round(latency_ms, 3)))
         else:
             self.log_overflow += 1
 

@@ -4,6 +4,7 @@ what reaches the broker."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import gevent
 import pytest
 
 from api import (Client, Command, CommandFailed, Rejected, current_context, request_context, spawn)
+from api.context import LoggedCommand
 from shared.config import parse
 
 TIMEOUT_MARGIN_S = 0.25
@@ -167,3 +169,15 @@ def test_the_request_log_lists_what_ran(client):
     ]
     assert context.log[2].latency_ms >= 200
     assert context.log_line().startswith("Lookup[SUCCESS][")
+
+
+def test_a_request_log_entry_is_the_dataclass_its_fields_make(client):
+    with request_context() as context:
+        SlowWithFallback(seconds=5.0).execute(client)
+    (entry,) = context.log
+    rebuilt = LoggedCommand(entry.command, entry.events, entry.latency_ms)
+    assert entry == rebuilt and hash(entry) == hash(rebuilt) and repr(entry) == repr(rebuilt)
+    assert dataclasses.asdict(entry) == {"command": "SlowWithFallback", "events": ("TIMEOUT", "FALLBACK_SUCCESS"),
+                                         "latency_ms": entry.latency_ms}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.latency_ms = 0.0

@@ -107,6 +107,18 @@ def test_payload_is_the_msgpack_of_the_arguments():
     assert protocol.decode_value(command._payload) == {"user_id": 7, "limit": 3}
 
 
+def test_a_command_without_fields_has_the_payload_of_no_arguments():
+    command = NoArguments()
+
+    assert command._payload == protocol.encode_value({})
+    assert command.arguments == {} and protocol.decode_value(command._payload) == {}
+
+
+def test_a_command_without_fields_still_rejects_arguments():
+    assert raised(TypeError, NoArguments, 1) == "NoArguments takes 0 arguments (), got 1"
+    assert raised(TypeError, NoArguments, user_id=1) == "NoArguments has no argument 'user_id' (it takes: none)"
+
+
 def test_missing_argument_without_default_is_named():
     assert raised(TypeError, GetRatings, limit=3) == "GetRatings is missing argument 'user_id'"
 
