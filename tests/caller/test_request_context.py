@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import gevent
 import pytest
 
-from api import (Client, Command, CommandFailed, Rejected, current_context, request_context, spawn)
+from api import (Command, CommandFailed, Rejected, current_context, request_context, spawn)
 from api.context import LoggedCommand
-from shared.config import parse
 
 TIMEOUT_MARGIN_S = 0.25
-
-
-@pytest.fixture
-def client(tmp_path):
-    client = Client(parse({"run_dir": "run"}, Path(tmp_path)))
-    yield client
-    client.close()
 
 
 class Lookup(Command):

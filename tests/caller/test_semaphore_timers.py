@@ -5,23 +5,14 @@ calls in flight. In-process: semaphore commands need no broker."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import gevent
 import pytest
 
-from api import Client, Command, CommandTimeout
+from api import Command, CommandTimeout
 from api.client import MAX_IDLE_TIMERS, CallTimers
-from shared.config import parse
 
 TIMEOUT_MARGIN_S = 0.25
-
-
-@pytest.fixture
-def client(tmp_path):
-    client = Client(parse({"run_dir": "run"}, Path(tmp_path)))
-    yield client
-    client.close()
 
 
 class Sleeps(Command):
