@@ -127,6 +127,8 @@ class CommandRegistry:
         self._on_transition = on_transition
         #: command key -> settings its class sets, as workers reported them
         self.class_settings: dict[str, dict[str, Any]] = {}
+        #: command key -> the pool whose workers' class settings count for it
+        self._settings_pool: dict[str, str] = {}
         self._records: KeyedStore[str, CommandRecord] = KeyedStore(
             self._new_record, MAX_COMMAND_KEYS, idle_s=2 * PERCENTILE_WINDOW_S, clock=clock)
 
@@ -139,9 +141,26 @@ class CommandRegistry:
     def drop_idle(self) -> list[str]:
         return self._records.drop_idle(keep=lambda record: record.breaker.state is not BreakerState.CLOSED)
 
-    def learn_class_settings(self, commands: dict[str, dict[str, Any]]) -> None:
-        """Take the class attributes a worker reported; bad ones are logged and ignored."""
+    def learn_class_settings(self, commands: dict[str, dict[str, Any]], pool: str = "",
+                             pool_has_workers: Callable[[str], bool] = lambda name: False) -> None:
+        """Take the class attributes a worker of ``pool`` reported; bad ones are logged and ignored.
+
+        A command class names one pool, so a key's class settings come from the pool that
+        declared it first, for as long as that pool has workers: a READY from another pool
+        naming the same key (a deployment mixing versions, or a peer making things up)
+        changes nothing, and says so in one line. At most MAX_COMMAND_KEYS keys are kept.
+        """
+        conflicting: list[str] = []
+        over_limit = 0
         for key, settings in list(commands.items())[:MAX_COMMAND_KEYS]:
+            owner = self._settings_pool.get(key)
+            if owner is not None and owner != pool and pool_has_workers(owner):
+                conflicting.append(key)
+                continue
+            if owner is None and len(self._settings_pool) >= MAX_COMMAND_KEYS:
+                over_limit += 1
+                continue
+            self._settings_pool[key] = pool
             checked = {}
             for name, value in settings.items():
                 try:
@@ -153,6 +172,10 @@ class CommandRegistry:
                 record = self._records.peek(key)
                 if record is not None:
                     self._apply_settings(record)
+        if conflicting or over_limit:
+            log.warning("class_settings_refused", pool=pool, conflicting=len(conflicting),
+                        commands=conflicting[:10], owners=sorted({self._settings_pool[key] for key in conflicting})[:10],
+                        over_key_limit=over_limit, max_command_keys=MAX_COMMAND_KEYS)
 
     def reconfigure(self, config: Config) -> None:
         self.config = config

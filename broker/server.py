@@ -36,6 +36,11 @@ log = get_logger("broker")
 
 #: Messages read from one socket before the loop looks at the others.
 RECEIVE_BATCH = 500
+#: Longest one socket holds the loop in a turn: a flood of costly messages (reports of
+#: thousands of outcomes) on one socket must not starve the others' calls and heartbeats.
+RECEIVE_BUDGET_S = 0.05
+#: The budget is checked every this many messages (a clock read costs as much as routing).
+BUDGET_CHECK_EVERY = 16
 #: A worker silent for this many heartbeat intervals is gone.
 LIVENESS_INTERVALS = 3
 #: How often every non-closed breaker and runtime setting is published to fronts.
@@ -159,12 +164,17 @@ class Broker:
         return max(0, int((wake_s - self.clock()) * 1000) + 1)
 
     def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
-        for _ in range(RECEIVE_BATCH):
+        """Handle what ``sock`` holds: at most RECEIVE_BATCH messages or RECEIVE_BUDGET_S
+        of work, whichever comes first; the rest waits for the next turn (poll says so)."""
+        stop_s = self.clock() + RECEIVE_BUDGET_S
+        for count in range(1, RECEIVE_BATCH + 1):
             try:
                 frames = recv_frames(sock, _NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)
+            if count % BUDGET_CHECK_EVERY == 0 and self.clock() > stop_s:
+                return
 
     # -- callers -------------------------------------------------------------------------
 
@@ -278,6 +288,10 @@ class Broker:
         if pool is None and name in self.config.pools:
             pool = self._pool(name)
         return pool
+
+    def _pool_has_workers(self, name: str) -> bool:
+        pool = self.pools.get(name)
+        return pool is not None and bool(pool.workers)
 
     def _pool(self, name: str) -> Pool:
         pool = self.pools.get(name)
@@ -393,7 +407,7 @@ class Broker:
                         known.ghosts.add(call_id)
                 return
             self._remove_worker(identity, "registered again as another worker")
-        self.commands.learn_class_settings(ready.commands)
+        self.commands.learn_class_settings(ready.commands, ready.dependency, self._pool_has_workers)
         worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
                               frozenset(ready.commands), now_s, now_s, ghosts=set(ready.running))
         self.workers[identity] = worker

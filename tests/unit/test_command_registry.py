@@ -132,6 +132,46 @@ def test_unknown_class_setting_is_ignored(make_registry):
     assert registry.class_settings["GetRatings"] == {"breaker_sleep_s": 2.0}
 
 
+def test_another_pool_cannot_change_the_class_settings_of_a_command_while_its_pool_has_workers(make_registry):
+    registry = make_registry()
+    live_pools = {"ratings"}
+    registry.learn_class_settings({"GetRatings": {"breaker_sleep_s": 2}}, "ratings", live_pools.__contains__)
+
+    with capture_logs() as logs:
+        registry.learn_class_settings({"GetRatings": {"breaker_force": "open"}, "Other": {"breaker_sleep_s": 3}},
+                                      "elsewhere", live_pools.__contains__)
+
+    assert registry.breaker_settings("GetRatings").force == "auto"
+    assert registry.breaker_settings("GetRatings").sleep_s == 2.0
+    assert registry.breaker_settings("Other").sleep_s == 3.0
+    ((entry),) = logs
+    assert (entry["event"], entry["pool"], entry["commands"], entry["owners"]) == (
+        "class_settings_refused", "elsewhere", ["GetRatings"], ["ratings"])
+
+
+def test_a_command_moved_to_another_pool_takes_its_settings_once_the_old_pool_is_empty(make_registry):
+    registry = make_registry()
+    live_pools = {"ratings"}
+    registry.learn_class_settings({"GetRatings": {"breaker_sleep_s": 2}}, "ratings", live_pools.__contains__)
+    live_pools.clear()  # the old deployment's workers are gone
+
+    registry.learn_class_settings({"GetRatings": {"breaker_sleep_s": 7}}, "ratings-v2", live_pools.__contains__)
+
+    assert registry.breaker_settings("GetRatings").sleep_s == 7.0
+
+
+def test_class_settings_are_kept_for_at_most_max_command_keys(make_registry, monkeypatch):
+    monkeypatch.setattr("broker.commands.MAX_COMMAND_KEYS", 3)
+    registry = make_registry()
+    registry.learn_class_settings({f"Made{number}": {"breaker_sleep_s": 2} for number in range(3)}, "made")
+
+    with capture_logs() as logs:
+        registry.learn_class_settings({f"More{number}": {"breaker_sleep_s": 2} for number in range(2)}, "more")
+
+    assert sorted(registry.class_settings) == ["Made0", "Made1", "Made2"]
+    assert [(entry["event"], entry["over_key_limit"]) for entry in logs] == [("class_settings_refused", 2)]
+
+
 def test_learned_class_settings_apply_to_an_existing_breaker(make_registry):
     registry = make_registry()
     breaker = registry.get("GetRatings").breaker
