@@ -157,16 +157,23 @@ class BrokerConnection:
     # -- what arrives --------------------------------------------------------------------
 
     def _on_reply(self, frames: list[bytes]) -> None:
+        """A REPLY, or REPLIES: the broker's replies to this caller in one of its loop turns."""
         message = protocol.decode_or_log(frames, log, "broker")
-        if type(message) is not protocol.Reply:
-            if message is not None:
-                log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
-            return
-        waiter = self._pending.pop(message.call_id, None)
+        kind = type(message)
+        if kind is protocol.Reply:
+            self._deliver(message)
+        elif kind is protocol.Replies:
+            for reply in message.items:
+                self._deliver(reply)
+        elif message is not None:
+            log.warning("unexpected_message_dropped", source="broker", kind=kind.__name__)
+
+    def _deliver(self, reply: protocol.Reply) -> None:
+        waiter = self._pending.pop(reply.call_id, None)
         if self._track_capacity:
-            self._call_done(message.call_id)
+            self._call_done(reply.call_id)
         if waiter is not None:  # else: the caller already timed out
-            waiter.set(message)
+            waiter.set(reply)
 
     def _on_state(self, frames: list[bytes]) -> None:
         """Breaker changes, snapshots and beats the broker publishes."""

@@ -5,6 +5,10 @@ identity)::
 
     [PROTOCOL]  [header]  [payload]?
 
+or, for REPLIES and RESULTS (several replies or results coalesced into one message)::
+
+    [PROTOCOL]  [header]  [payload]  [payload]  ...
+
 ``PROTOCOL`` names the protocol and its version, so a peer of another version is told
 apart before anything is decoded. ``header`` is a small msgpack array ``[kind, ...fields]``
 that the broker routes on; ``payload`` (a command's arguments, a result or an error) is
@@ -67,6 +71,8 @@ class Kind(enum.IntEnum):
     BATCH_REQUEST = 19  # caller -> broker: calls a front already collapsed (request scope)
     BATCH = 20  # broker -> worker: run these calls with run_batch()
     METRICS = 21  # broker PUB -> observers: rolling metrics of every command, pool and collapser
+    REPLIES = 22  # broker -> caller: several REPLYs to one caller, coalesced in one loop turn
+    RESULTS = 23  # worker -> broker: several RESULTs, coalesced in one hub iteration
 
 
 class ProtocolError(ValueError):
@@ -138,6 +144,18 @@ class Result(NamedTuple):
     payload: bytes
 
 
+class Replies(NamedTuple):
+    """Several replies to one caller in one message: fewer messages per call under load."""
+
+    items: tuple[Reply, ...]
+
+
+class Results(NamedTuple):
+    """Several results of one worker in one message: fewer messages per call under load."""
+
+    items: tuple[Result, ...]
+
+
 class Signal(NamedTuple):
     """A message with no fields: HEARTBEAT, DRAINING, DRAIN_ACK, GOODBYE, RESET."""
 
@@ -186,7 +204,7 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics)
+           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics | Replies | Results)
 
 #: Most calls in one batch.
 MAX_BATCH = 10_000
@@ -195,6 +213,16 @@ MAX_WINDOW_MS = 10_000.0
 #: Most command keys plus outcomes in one REPORT (fronts send at most
 #: api.reports.MAX_OUTCOMES_PER_REPORT); each costs the broker tens of microseconds.
 MAX_REPORT_OUTCOMES = 20_000
+
+#: Most bytes one item of REPLIES or RESULTS takes in the header: the largest call id,
+#: the longest outcome name, an execution time packed as a double.
+_WORST_ITEM_BYTES = sum(len(msgpack.packb(field)) for field in (
+    MAX_CALL_ID, max((event.value for event in Event), key=len), float(MAX_TIMEOUT_MS * 10)))
+#: Most items in one REPLIES or RESULTS message, so its header stays within
+#: MAX_HEADER_BYTES (less 6 bytes: the array's length and the kind).
+MAX_COALESCED = (MAX_HEADER_BYTES - 6) // _WORST_ITEM_BYTES
+#: Most frames any message has: the protocol frame, the header and a payload per item.
+_MAX_FRAMES = 2 + MAX_COALESCED
 
 #: PUB topic of the state fronts keep: breaker changes and snapshots.
 STATE_TOPIC = b"state"
@@ -352,6 +380,59 @@ def result(call_id: int, outcome: Event, execution_ms: float, payload: bytes) ->
     return _frames([Kind.RESULT, call_id, outcome, execution_ms], payload)  # an Event packs as its value
 
 
+#: One reply or result to coalesce: (call_id, outcome, execution_ms, payload).
+Outcome = tuple[int, Event, float, bytes]
+
+
+def replies(items: list[Outcome]) -> list[list[bytes]]:
+    """The messages that carry ``items`` to one caller: a plain REPLY for a lone item,
+    else REPLIES of as many items as fit (see :func:`_coalesced`)."""
+    return _coalesced(items, Kind.REPLY, Kind.REPLIES)
+
+
+def results(items: list[Outcome]) -> list[list[bytes]]:
+    """The messages that carry ``items`` to the broker: a plain RESULT for a lone item,
+    else RESULTS of as many items as fit (see :func:`_coalesced`)."""
+    return _coalesced(items, Kind.RESULT, Kind.RESULTS)
+
+
+def _coalesced(items: list[Outcome], single: Kind, many: Kind) -> list[list[bytes]]:
+    """Messages for ``items``, in order. The header holds each item's fixed fields
+    (call_id, outcome, execution_ms, flat, so decoding needs no nesting walk) and each
+    payload is its own frame, passed through; a message holds at most MAX_COALESCED items
+    (the header stays within MAX_HEADER_BYTES) and payloads of at most MAX_PAYLOAD_BYTES
+    in all (each frame stays within what a receiving socket accepts)."""
+    messages = []
+    for group in _coalesced_groups(items):
+        if len(group) == 1:
+            call_id, outcome, execution_ms, payload = group[0]
+            messages.append(_frames([single, call_id, outcome, execution_ms], payload))
+            continue
+        header: list[Any] = [many]
+        for call_id, outcome, execution_ms, _ in group:
+            header += (call_id, outcome, execution_ms)  # an Event packs as its value
+        messages.append([PROTOCOL, _header_packer.pack(header), *[item[3] for item in group]])
+    return messages
+
+
+def _coalesced_groups(items: list[Outcome]) -> list[list[Outcome]]:
+    """``items`` cut into runs of at most MAX_COALESCED items whose payloads total at most
+    MAX_PAYLOAD_BYTES; an item is never split, and one payload alone always fits."""
+    groups: list[list[Outcome]] = []
+    group: list[Outcome] = []
+    size = 0
+    for item in items:
+        added = len(item[3])
+        if group and (len(group) >= MAX_COALESCED or size + added > MAX_PAYLOAD_BYTES):
+            groups.append(group)
+            group, size = [], 0
+        group.append(item)
+        size += added
+    if group:
+        groups.append(group)
+    return groups
+
+
 def signal(kind: Kind) -> list[bytes]:
     if kind not in _SIGNAL_KINDS:
         raise ValueError(f"{kind.name} is not a signal")
@@ -429,8 +510,10 @@ STATE_HEARTBEAT = [STATE_TOPIC, *HEARTBEAT]
 
 def decode(frames: list[bytes]) -> Message:
     """Validate and decode one message; :class:`ProtocolError` says what is wrong."""
-    if len(frames) not in (2, 3):
+    if len(frames) < 2:
         raise ProtocolError(f"expected 2 or 3 frames, got {len(frames)}")
+    if len(frames) > _MAX_FRAMES:  # before the header is decoded: a flood of frames costs nothing
+        raise ProtocolError(f"expected at most {_MAX_FRAMES} frames, got {len(frames)}")
     if frames[0] != PROTOCOL:
         raise ProtocolError(f"protocol frame is {bytes(frames[0])[:16]!r}, expected {PROTOCOL!r}")
     header_bytes = frames[1]
@@ -447,11 +530,14 @@ def decode(frames: list[bytes]) -> Message:
     kind = _KIND_BY_VALUE.get(header[0]) if type(header[0]) is int else None
     if kind is None:
         raise ProtocolError(f"unknown message kind {header[0]!r:.50}")
-    payload = frames[2] if len(frames) == 3 else None
     fields = header[1:]
-    decoder = _DECODERS[kind]
+    coalesced = _COALESCED_DECODERS.get(kind)
+    if coalesced is None and len(frames) > 3:
+        raise ProtocolError(f"expected 2 or 3 frames, got {len(frames)}")
     try:
-        return decoder(kind, fields, payload)
+        if coalesced is not None:
+            return coalesced(fields, frames[2:])
+        return _DECODERS[kind](kind, fields, frames[2] if len(frames) == 3 else None)
     except ProtocolError as exc:
         raise ProtocolError(f"{kind.name}: {exc}") from None
 
@@ -613,6 +699,31 @@ def _decode_result(kind: Kind, fields: list[Any], payload: bytes | None) -> Resu
     )
 
 
+def _decode_replies(fields: list[Any], payloads: list[bytes]) -> Replies:
+    return Replies(tuple(Reply(*item) for item in _coalesced_items(fields, payloads, CALL_OUTCOMES)))
+
+
+def _decode_results(fields: list[Any], payloads: list[bytes]) -> Results:
+    return Results(tuple(Result(*item) for item in _coalesced_items(fields, payloads, WORKER_OUTCOMES)))
+
+
+def _coalesced_items(fields: list[Any], payloads: list[bytes], outcomes: frozenset[Event]) -> list[Outcome]:
+    """Each item's (call_id, outcome, execution_ms) from the header, checked as in a
+    REPLY or RESULT, with its payload frame; 2 to MAX_COALESCED items, payloads of at most
+    MAX_PAYLOAD_BYTES in all (what one REPLY or RESULT may carry)."""
+    count = len(payloads)
+    if not 2 <= count <= MAX_COALESCED:
+        raise ProtocolError(f"expected 2 to {MAX_COALESCED} payload frames, got {count}")
+    if len(fields) != 3 * count:
+        raise ProtocolError(f"expected call_id, outcome, execution_ms for each of {count} payload frames, "
+                            f"got {len(fields)} fields")
+    total = sum(map(len, payloads))
+    if total > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payloads of {total} bytes in all are over {MAX_PAYLOAD_BYTES}")
+    return [(_int("call_id", fields[at], 0, MAX_CALL_ID), _outcome(fields[at + 1], outcomes),
+             _milliseconds(fields[at + 2]), payloads[at // 3]) for at in range(0, len(fields), 3)]
+
+
 def _decode_signal(kind: Kind, fields: list[Any], payload: bytes | None) -> Signal:
     _expect_fields(fields, ())
     return Signal(kind)
@@ -737,4 +848,10 @@ _DECODERS = {
     Kind.BATCH_REQUEST: _decode_batch_request,
     Kind.BATCH: _decode_batch,
     Kind.METRICS: _decode_metrics,
+}
+
+#: Kinds that carry several items, one payload frame each.
+_COALESCED_DECODERS: dict[Kind, Callable[[list[Any], list[bytes]], Message]] = {
+    Kind.REPLIES: _decode_replies,
+    Kind.RESULTS: _decode_results,
 }

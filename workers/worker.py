@@ -79,6 +79,8 @@ class Worker:
         self.calls_served = 0
         self._drain_requested = gevent.event.Event()
         self._exit_code = EXIT_STOPPED
+        #: results finished in this hub iteration, sent together by _send_results
+        self._results_out: list[protocol.Outcome] = []
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
@@ -93,6 +95,7 @@ class Worker:
         self._drain_requested.wait()
         self._drain()
         heartbeat.kill()
+        self._send_results()  # none may be left behind the goodbye
         self._socket.send(protocol.signal(protocol.Kind.GOODBYE))
         gevent.sleep(0)  # let the owner greenlet hand the goodbye to ZeroMQ
         self._socket.close(linger_ms=GOODBYE_LINGER_MS)
@@ -198,8 +201,8 @@ class Worker:
 
     def _start_call(self, call: protocol.Call | protocol.Batch) -> None:
         if len(self._running) >= self.slots:
-            self._socket.send(protocol.result(call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
-                "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)")))
+            self._queue_result(call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
+                "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)"))
             return
         self._idle.clear()
         self._running.add(call.call_id)
@@ -218,7 +221,7 @@ class Worker:
             if LOG_EACH_CALL:
                 log.debug("call_finished", command=call.command, dependency=self.dependency,
                           outcome=outcome, latency_ms=execution_ms)
-            self._socket.send(protocol.result(call.call_id, outcome, execution_ms, payload))
+            self._queue_result(call.call_id, outcome, execution_ms, payload)
         finally:
             self.watchdog.done(call.call_id)
             self._running.discard(call.call_id)
@@ -226,6 +229,25 @@ class Worker:
                 self._idle.set()
         self.calls_served += 1
         self._check_hygiene()
+
+    def _queue_result(self, call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> None:
+        """Hold a result until the hub has run what is ready now: the results that slots
+        finish in one hub iteration go out as one message (fewer messages per call under
+        load); a lone result goes out as a plain RESULT, one callback later, before the
+        hub waits for anything."""
+        if not self._results_out:
+            gevent.get_hub().loop.run_callback(self._send_results)
+        self._results_out.append((call_id, outcome, execution_ms, payload))
+
+    def _send_results(self) -> None:
+        if not self._results_out:
+            return
+        held, self._results_out = self._results_out, []
+        if len(held) == 1:  # the common case at low load: no grouping to do
+            self._socket.send(protocol.result(*held[0]))
+            return
+        for frames in protocol.results(held):
+            self._socket.send(frames)
 
     def _check_hygiene(self) -> None:
         """Recycle after max_calls calls or over max_rss_mb, as Celery's workers do."""

@@ -79,9 +79,11 @@ class RecordingClient(Client):
             message = protocol.decode(frames)
         except protocol.ProtocolError:
             message = None
-        if type(message) is protocol.Reply:
-            self.replies[message.call_id] += 1
-            self.replied_s.setdefault(message.call_id, time.monotonic())
+        replies = (message,) if type(message) is protocol.Reply else \
+            message.items if type(message) is protocol.Replies else ()
+        for reply in replies:
+            self.replies[reply.call_id] += 1
+            self.replied_s.setdefault(reply.call_id, time.monotonic())
         self._deliver_reply(frames)
 
     def unanswered(self, sent_between: tuple[float, float] | None = None) -> list[int]:

@@ -58,6 +58,7 @@ class Seed(NamedTuple):
     header: list[Any]
     payload_value: Any  # the decoded payload; None when absent or not msgpack
     payload: bytes | None
+    more_payloads: tuple[bytes, ...] = ()  # REPLIES, RESULTS: the payload frames after the first
 
 
 class Fuzzed(NamedTuple):
@@ -69,12 +70,13 @@ class Fuzzed(NamedTuple):
 def make_seed(name: str, frames: Frames) -> Seed:
     if frames[0] != protocol.PROTOCOL:  # a PUB message: drop its topic frame
         frames = frames[1:]
-    payload = frames[2] if len(frames) == 3 else None
+    payload = frames[2] if len(frames) >= 3 else None
     try:
         payload_value = None if payload is None else msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception:
         payload_value = None
-    return Seed(name, list(frames), msgpack.unpackb(frames[1], raw=False), payload_value, payload)
+    return Seed(name, list(frames), msgpack.unpackb(frames[1], raw=False), payload_value, payload,
+                tuple(frames[3:]))
 
 
 # -- seed corpus: valid messages built by the protocol's own encoders -------------------
@@ -97,6 +99,11 @@ def common_seeds() -> list[Seed]:
         "CALL": protocol.call(2, DECOY_COMMAND, 500, args),
         "RESULT": protocol.result(2, Event.SUCCESS, 1.0, protocol.encode_value("ok")),
         "RESULT FAILURE": protocol.result(3, Event.FAILURE, 1.0, protocol.encode_error("ValueError", "no")),
+        "REPLIES": protocol.replies([(1, Event.SUCCESS, 1.5, protocol.encode_value("ok")),
+                                     (2, Event.TIMEOUT, 0.0, protocol.encode_error("Timeout", "late"))])[0],
+        "RESULTS": protocol.results([(2, Event.SUCCESS, 1.0, protocol.encode_value("ok")),
+                                     (3, Event.FAILURE, 1.0, protocol.encode_error("ValueError", "no")),
+                                     (4, Event.SUCCESS, 0.5, protocol.encode_value(None))])[0],
         **{kind.name: protocol.signal(kind) for kind in SIGNAL_KINDS},
         "CONTROL ping": protocol.control("ping"),
         "CONTROL status": protocol.control("status"),
@@ -241,10 +248,11 @@ _KEEP: Any = object()
 
 
 def _with(seed: Seed, header: Any = _KEEP, payload: Any = _KEEP) -> Frames:
-    """The seed's frames with another header (a value to pack) and/or payload (bytes, or None for none)."""
+    """The seed's frames with another header (a value to pack) and/or first payload (bytes, or
+    None for none); any further payload frames (REPLIES, RESULTS) stay."""
     frames = [protocol.PROTOCOL, seed.frames[1] if header is _KEEP else _pack(header)]
     payload = seed.payload if payload is _KEEP else payload
-    return frames if payload is None else [*frames, payload]
+    return [*frames, *seed.more_payloads] if payload is None else [*frames, payload, *seed.more_payloads]
 
 
 def header_field(rng: random.Random, seed: Seed) -> Frames:

@@ -200,8 +200,15 @@ class Pump:
         except protocol.ProtocolError as exc:
             raise AssertionError(f"{self.target.name} sent a malformed message: {exc}") from None
         stats = self.stats
-        stats.answers += 1
         stats.answers_by_kind[type(message).__name__] += 1
+        if type(message) in (protocol.Replies, protocol.Results):  # coalesced: one answer per item
+            for item in message.items:
+                self._on_decoded_answer(lane, item)
+            return
+        self._on_decoded_answer(lane, message)
+
+    def _on_decoded_answer(self, lane: Lane, message: protocol.Message) -> None:
+        self.stats.answers += 1
         self.target.check_answer(message)
         if self.target.answers_every_message:
             if not lane.awaiting:

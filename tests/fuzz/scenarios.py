@@ -157,8 +157,14 @@ class FakeBroker:
 
     def call(self, identity: bytes, call_id: int, frames: Frames) -> protocol.Result:
         self.sock.send_multipart([identity, *frames])
-        return self.receive(lambda _, message: type(message) is protocol.Result and message.call_id == call_id,
-                            f"RESULT for call {call_id}")[1]
+
+        def result_of(message: Any) -> protocol.Result | None:  # alone, or among coalesced RESULTS
+            results = message.items if type(message) is protocol.Results else (message,)
+            return next((result for result in results
+                         if type(result) is protocol.Result and result.call_id == call_id), None)
+
+        return result_of(self.receive(lambda _, message: result_of(message) is not None,
+                                      f"RESULT for call {call_id}")[1])
 
     def send_oversize(self, identity: bytes) -> bool:
         """Send the worker a frame over its size limit; True once its ZeroMQ drops the connection."""

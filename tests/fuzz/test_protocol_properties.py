@@ -43,10 +43,18 @@ def decode_checked(frames: list[bytes]) -> protocol.Message | None:
         message = protocol.decode(frames)
     except protocol.ProtocolError:
         return None
+    check_fields(message)
+    return message
+
+
+def check_fields(message: Any) -> None:
+    """Every field of a decoded message (and of each item of REPLIES, RESULTS) has its declared type."""
     hints = typing.get_type_hints(type(message))
     for name, value in message._asdict().items():
         assert conforms(value, hints[name]), f"{type(message).__name__}.{name} = {value!r:.200} is not {hints[name]}"
-    return message
+        if type(value) is tuple and all(hasattr(item, "_asdict") for item in value):
+            for item in value:
+                check_fields(item)
 
 
 def conforms(value: Any, hint: Any) -> bool:
@@ -91,7 +99,7 @@ def test_a_valid_message_with_one_field_replaced_decodes_checked_or_is_refused(s
     else:
         header[index % len(header) or 1 % len(header)] = value
     frames = [protocol.PROTOCOL, msgpack.packb(header)]
-    decode_checked(frames if payload is None else [*frames, payload])
+    decode_checked(frames if payload is None else [*frames, payload, *seed.more_payloads])
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=[seed.name for seed in SEEDS])

@@ -515,3 +515,128 @@ def test_arbitrary_frames_raise_nothing_but_protocol_error(frames):
 @example([Kind.BREAKER, None, [], None], None)
 def test_arbitrary_headers_raise_nothing_but_protocol_error(header, payload):
     decodes_or_raises_protocol_error(frames_of(header, payload))
+
+
+# -- REPLIES and RESULTS: several replies or results coalesced in one message ------------
+
+
+def coalesced_frames(kind: Kind, fields: list[Any], payloads: list[bytes]) -> list[bytes]:
+    return [PROTOCOL, msgpack.packb([kind, *fields], use_bin_type=True), *payloads]
+
+
+def test_replies_round_trip_one_payload_frame_per_item():
+    items = [(7, Event.SUCCESS, 1.5, b"one"), (8, Event.TIMEOUT, 0.0, b""), (9, Event.FAILURE, 2, b"three")]
+
+    messages = protocol.replies(items)
+
+    assert len(messages) == 1 and messages[0][2:] == [b"one", b"", b"three"]
+    assert protocol.decode(messages[0]) == protocol.Replies(tuple(protocol.Reply(*item) for item in items))
+
+
+def test_results_round_trip():
+    items = [(7, Event.SUCCESS, 1.5, b"one"), (8, Event.BAD_REQUEST, 0.25, b"two")]
+
+    (frames,) = protocol.results(items)
+
+    assert protocol.decode(frames) == protocol.Results(tuple(protocol.Result(*item) for item in items))
+
+
+@pytest.mark.parametrize("encode, single", [(protocol.replies, protocol.Reply), (protocol.results, protocol.Result)])
+def test_a_lone_item_goes_as_a_plain_reply_or_result(encode, single):
+    (frames,) = encode([(7, Event.SUCCESS, 1.5, b"one")])
+
+    assert protocol.decode(frames) == single(7, Event.SUCCESS, 1.5, b"one")
+
+
+def test_no_items_make_no_messages():
+    assert protocol.replies([]) == [] and protocol.results([]) == []
+
+
+def test_the_worst_case_item_count_fits_the_header_limit():
+    longest = max(protocol.CALL_OUTCOMES, key=lambda event: len(event.value))
+    items = [(protocol.MAX_CALL_ID, longest, protocol.MAX_TIMEOUT_MS * 10 - 0.5, b"")] * protocol.MAX_COALESCED
+
+    (frames,) = protocol.replies(items)
+
+    assert len(frames[1]) <= protocol.MAX_HEADER_BYTES
+    assert len(protocol.decode(frames).items) == protocol.MAX_COALESCED
+
+
+def test_items_past_the_count_cap_go_in_another_message_in_order():
+    items = [(number, Event.SUCCESS, 1.0, b"x") for number in range(protocol.MAX_COALESCED * 2 + 1)]
+
+    messages = protocol.results(items)
+
+    assert [len(frames) - 2 for frames in messages] == [protocol.MAX_COALESCED, protocol.MAX_COALESCED, 1]
+    decoded = [protocol.decode(frames) for frames in messages]
+    assert [result.call_id for result in (*decoded[0].items, *decoded[1].items, decoded[2])] == list(range(len(items)))
+
+
+def test_payloads_past_the_size_cap_go_in_another_message():
+    big = b"x" * (protocol.MAX_PAYLOAD_BYTES // 2)
+    items = [(number, Event.SUCCESS, 1.0, big) for number in range(3)] + [(3, Event.SUCCESS, 1.0, b"y")]
+
+    messages = protocol.replies(items)
+
+    assert [len(frames) - 2 for frames in messages] == [2, 2]
+    assert all(sum(map(len, frames[2:])) <= protocol.MAX_PAYLOAD_BYTES for frames in messages)
+    assert [type(protocol.decode(frames)) for frames in messages] == [protocol.Replies, protocol.Replies]
+
+
+def test_a_payload_at_the_limit_goes_alone():
+    full = b"x" * protocol.MAX_PAYLOAD_BYTES
+
+    messages = protocol.replies([(1, Event.SUCCESS, 1.0, full), (2, Event.SUCCESS, 1.0, b"y")])
+
+    assert [type(protocol.decode(frames)) for frames in messages] == [protocol.Reply, protocol.Reply]
+
+
+@pytest.mark.parametrize("fields, payloads, error", [
+    ([7, "SUCCESS", 1.0], [b"a"], "expected 2 to {cap} payload frames, got 1"),
+    ([], [], "expected 2 to {cap} payload frames, got 0"),
+    ([7, "SUCCESS", 1.0, 8, "SUCCESS"], [b"a", b"b"],
+     "expected call_id, outcome, execution_ms for each of 2 payload frames, got 5 fields"),
+    ([7, "SUCCESS", 1.0, 8, "SUCCESS", 1.0, 9], [b"a", b"b"],
+     "expected call_id, outcome, execution_ms for each of 2 payload frames, got 7 fields"),
+    ([7, "SUCCESS", 1.0, "8", "SUCCESS", 1.0], [b"a", b"b"],
+     f"call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got '8'"),
+    ([7, "SUCCESS", 1.0, -1, "SUCCESS", 1.0], [b"a", b"b"],
+     f"call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got -1"),
+    ([7, "SUCCESS", 1.0, 8, "EXPLODED", 1.0], [b"a", b"b"], "outcome must be one of"),
+    ([7, "SUCCESS", 1.0, 8, "SUCCESS", -1], [b"a", b"b"], "execution_ms must be a non-negative number, got -1"),
+    ([7, "SUCCESS", True, 8, "SUCCESS", 1.0], [b"a", b"b"], "execution_ms must be a non-negative number, got True"),
+], ids=["one item", "no items", "fields short", "fields over", "call_id type", "call_id range", "outcome",
+        "execution_ms range", "execution_ms type"])
+@pytest.mark.parametrize("kind", [Kind.REPLIES, Kind.RESULTS])
+def test_malformed_coalesced_messages_are_refused(kind, fields, payloads, error):
+    text = decode_error_text(coalesced_frames(kind, fields, payloads))
+
+    assert text.startswith(f"{kind.name}: {error.format(cap=protocol.MAX_COALESCED)}")
+
+
+def test_results_may_not_carry_a_broker_only_outcome():
+    frames = coalesced_frames(Kind.RESULTS, [7, "SUCCESS", 1.0, 8, "SHORT_CIRCUITED", 1.0], [b"a", b"b"])
+
+    assert decode_error_text(frames) == (
+        "RESULTS: outcome must be one of BAD_REQUEST, FAILURE, SUCCESS, TIMEOUT, got 'SHORT_CIRCUITED'")
+
+
+def test_coalesced_payloads_over_the_size_limit_in_all_are_refused():
+    half = b"x" * (protocol.MAX_PAYLOAD_BYTES // 2 + 1)
+    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0, 8, "SUCCESS", 1.0], [half, half])
+
+    assert decode_error_text(frames) == (
+        f"REPLIES: payloads of {len(half) * 2} bytes in all are over {protocol.MAX_PAYLOAD_BYTES}")
+
+
+def test_more_items_than_the_cap_are_refused():
+    count = protocol.MAX_COALESCED + 1
+    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0] * count, [b""] * count)
+
+    assert decode_error_text(frames) == f"expected at most {protocol.MAX_COALESCED + 2} frames, got {count + 2}"
+
+
+def test_other_kinds_still_take_at_most_one_payload_frame():
+    frames = [*protocol.reply(7, Event.SUCCESS, 1.0, b"a"), b"b"]
+
+    assert decode_error_text(frames) == "expected 2 or 3 frames, got 4"
