@@ -183,7 +183,8 @@ class Client:
             raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
         if command_class.collapse is None:
-            call_id, waiter = self._send(connection, protocol.request, command, timeout_s)
+            call_id, waiter = connection.send_request(command.key, command.dependency, max(1, int(timeout_s * 1000)),
+                                                      command._payload)
         elif command_class.collapse == "global":
             call_id, waiter = self._send(connection, protocol.collapsible, command, timeout_s, shard_of(command),
                                          self.setting(command_class, "collapse_window_ms"),

@@ -21,6 +21,7 @@ from gevent.event import AsyncResult
 from api.breakers import BreakerView
 from api.reports import OutcomeReports
 from shared import protocol
+from shared.burst import Burst
 from shared.config import Config
 from shared.events import Event
 from shared.logging import get_logger
@@ -59,6 +60,8 @@ class BrokerConnection:
         self.broker_down = False
         self.overrides: dict[str, Any] = {}
         self._pending: dict[int, AsyncResult] = {}
+        #: REQUEST items (call_id, command, dependency, timeout_ms, payload) on their way
+        self._requests = Burst(self._send_now, protocol.request, protocol.requests)
         self._call_ids = itertools.count(1)
         self._calls: OwnedSocket | None = None
         self._state: OwnedSocket | None = None
@@ -77,6 +80,7 @@ class BrokerConnection:
             return
         self._pid = os.getpid()
         self._pending.clear()  # calls of a parent process are not ours to answer
+        self._requests.clear()
         self._connect()
         self._heard_s = time.monotonic()  # a new connection gets one silence of grace
         self.broker_down = False
@@ -123,16 +127,36 @@ class BrokerConnection:
             return -1
         return self._room_by_pool[pool] - (self._out_by_pool.get(pool, 0) - self._out_at_snapshot.get(pool, 0))
 
+    def send_request(self, command: str, dependency: str, timeout_ms: int, payload: bytes) -> tuple[int, AsyncResult]:
+        """Send a REQUEST; the waiter gets its Reply. A burst of callers' requests goes
+        out as two messages, not one each (shared/burst.py)."""
+        call_id, waiter = self._expect_reply(dependency)
+        self._requests.add((call_id, command, dependency, timeout_ms, payload))
+        return call_id, waiter
+
     def send_call(self, frames_for: Callable[[int], list[bytes]], pool: str = "") -> tuple[int, AsyncResult]:
-        """Send the message ``frames_for(call_id)``; the waiter gets its Reply."""
+        """Send the message ``frames_for(call_id)`` now; the waiter gets its Reply."""
+        call_id, waiter = self._expect_reply(pool)
+        self._send(frames_for(call_id))
+        return call_id, waiter
+
+    def _expect_reply(self, pool: str) -> tuple[int, AsyncResult]:
         call_id = next(self._call_ids)
         waiter = AsyncResult()
         self._pending[call_id] = waiter
         if self._track_capacity:
             self._pool_of_call[call_id] = pool
             self._out_by_pool[pool] = self._out_by_pool.get(pool, 0) + 1
-        self._calls.send(frames_for(call_id))
         return call_id, waiter
+
+    def _send(self, frames: list[bytes]) -> None:
+        """Send any other message after the requests held so far, in the order made."""
+        self._requests.flush()
+        self._send_now(frames)
+
+    def _send_now(self, frames: list[bytes]) -> None:
+        if self._calls is not None:  # else closed meanwhile: its callers time out and fall back
+            self._calls.send(frames)
 
     def forget(self, call_id: int | None) -> None:
         """The caller stopped waiting (its timeout): a late reply is dropped."""
@@ -231,7 +255,7 @@ class BrokerConnection:
     def _send_reports(self) -> None:
         outcomes = self.reports.take()
         if outcomes and not self.broker_down and self._calls is not None:
-            self._calls.send(protocol.report(outcomes))
+            self._send(protocol.report(outcomes))
         if self.reports.dropped:
             log.warning("outcome_reports_dropped", count=self.reports.dropped)
             self.reports.dropped = 0

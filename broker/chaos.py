@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from shared import protocol
 from shared.logging import get_logger
-from shared.transport import send_frames
 
 if TYPE_CHECKING:
     from broker.server import Broker
@@ -25,7 +24,7 @@ def set_chaos(broker: Broker, pool_name: str, settings: dict[str, float]) -> Non
         raise KeyError(f"no pool {pool_name!r} (pools: {', '.join(sorted(broker.pools)) or 'none'})")
     pool.chaos = {**pool.chaos, **settings} if settings else {}
     for identity in pool.workers:
-        send_frames(broker.back, [identity, *protocol.chaos(pool.chaos)])
+        broker.outbox.to_worker(identity, protocol.chaos(pool.chaos))
     if pool.chaos:
         log.warning("chaos_set", dependency=pool_name, **pool.chaos)
     else:
@@ -38,6 +37,6 @@ def kill_worker(broker: Broker, pool_name: str) -> int:
     if pool is None or not pool.workers:
         raise KeyError(f"pool {pool_name!r} has no workers to kill")
     worker = max(pool.workers.values(), key=lambda w: (not w.draining, w.busy))
-    send_frames(broker.back, [worker.identity, *protocol.chaos({}, kill=True)])
+    broker.outbox.to_worker(worker.identity, protocol.chaos({}, kill=True))
     log.warning("chaos_kill", dependency=pool_name, worker_pid=worker.pid, holding=worker.busy)
     return worker.pid

@@ -22,6 +22,7 @@ from broker.commands import CommandRegistry
 from broker.control import handle_control
 from broker.bounded import TrimLog, published_state
 from broker.metrics import METRICS_INTERVAL_S, broker_identity
+from broker.outbox import Outbox
 from broker.pool import Pool, WorkerRecord
 from broker.zap import CurveGate
 from broker.call_log import CallLog
@@ -76,8 +77,6 @@ class Broker:
         self._identity = broker_identity()
         self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
         self._trim_log = TrimLog(log, clock)
-        #: caller identity -> replies made for it this loop turn, sent at the turn's end
-        self._replies_out: dict[bytes, list[protocol.Outcome]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -99,6 +98,7 @@ class Broker:
                            ("control", self.control), ("events", self.events)):
             secure_server(sock, self.config, self.config.endpoints[name])
             bind(sock, self.config.endpoints[name])
+        self.outbox = Outbox(self.front, self.back)
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
         log.info("broker_started", endpoints=self.config.endpoints, heartbeat_s=self.heartbeat_s)
@@ -141,6 +141,7 @@ class Broker:
                     self.gate.handle_monitor(sock, watched[sock])
                 else:
                     self._receive(sock, handlers[sock])
+                    self.outbox.flush()
             for open_batch in self.batcher.due():
                 self._submit_batch(open_batch)
             now_s = self.clock()
@@ -156,8 +157,8 @@ class Broker:
                 self._next_metrics_s = now_s + METRICS_INTERVAL_S
                 send_frames(self.events, bounded.metrics(self, self._identity, self._trim_log))
                 self.call_log.rejections.flush()
-            self._send_replies()
-        self._send_replies()  # stopped mid-turn (a signal): what was answered still goes out
+            self.outbox.flush()
+        self.outbox.flush()  # stopped mid-turn (a signal): what was answered still goes out
 
     def _poll_timeout_ms(self) -> int:
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s,
@@ -177,6 +178,8 @@ class Broker:
             except zmq.Again:
                 return
             handler(frames)
+            if self.outbox.held >= protocol.COALESCE_ITEMS:
+                self.outbox.flush()  # one message's worth: send it while the next ones are read
             if count % BUDGET_CHECK_EVERY == 0 and self.clock() > stop_s:
                 return
 
@@ -187,6 +190,9 @@ class Broker:
         kind = type(message)
         if kind is protocol.Request:
             self._on_request(caller, message)
+        elif kind is protocol.Requests:
+            for request in message.items:
+                self._on_request(caller, request)
         elif kind is protocol.Collapsible:
             self._on_collapsible(caller, message)
         elif kind is protocol.BatchRequest:
@@ -305,26 +311,8 @@ class Broker:
 
     def _answer_caller(self, caller: bytes, caller_call_id: int, outcome: Event,
                        execution_ms: float, payload: bytes) -> None:
-        """Held until the end of the loop turn (:meth:`_send_replies`), so the replies a
-        caller gets in one turn go out as one message: under load, fewer messages per call
-        for both the broker and the caller. A quiet turn holds one reply, sent at once."""
-        held = self._replies_out.get(caller)
-        if held is None:
-            self._replies_out[caller] = [(caller_call_id, outcome, execution_ms, payload)]
-        else:
-            held.append((caller_call_id, outcome, execution_ms, payload))
-
-    def _send_replies(self) -> None:
-        """Send the replies held this turn: per caller, a REPLY for one, REPLIES for more."""
-        if not self._replies_out:
-            return
-        held, self._replies_out = self._replies_out, {}
-        for caller, items in held.items():
-            if len(items) == 1:  # the common case at low load: no grouping to do
-                send_frames(self.front, [caller, *protocol.reply(*items[0])])
-                continue
-            for frames in protocol.replies(items):
-                send_frames(self.front, [caller, *frames])
+        """Held in the outbox until the batch being read is handled (broker/outbox.py)."""
+        self.outbox.reply(caller, (caller_call_id, outcome, execution_ms, payload))
 
     def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
         """The one way a call that reached a pool is answered: counted, then replied."""
@@ -363,8 +351,11 @@ class Broker:
         call.record.started()
         self.pools[call.pool].call_started()
         remaining_ms = max(1, int((call.deadline_s - now_s) * 1000))
-        encode = protocol.batch if call.batch else protocol.call
-        send_frames(self.back, [worker.identity, *encode(call.call_id, call.command, remaining_ms, call.payload)])
+        if call.batch:
+            self.outbox.to_worker(worker.identity, protocol.batch(call.call_id, call.command, remaining_ms,
+                                                                  call.payload))
+        else:  # held in the outbox until the batch being read is handled (broker/outbox.py)
+            self.outbox.call(worker.identity, (call.call_id, call.command, remaining_ms, call.payload))
 
     def _dispatch_queued(self, pool: Pool, now_s: float) -> None:
         """Hand queued calls to free slots; a call past its deadline is answered, not run."""
@@ -407,7 +398,7 @@ class Broker:
             return
         if worker is None:
             # A worker from before a broker restart, or one we declared lost: re-register.
-            send_frames(self.back, [identity, *protocol.signal(protocol.Kind.RESET)])
+            self.outbox.to_worker(identity, protocol.signal(protocol.Kind.RESET))
             return
         worker.last_seen_s = now_s
         if kind is protocol.Result:
@@ -442,7 +433,7 @@ class Broker:
         log.info("worker_joined", dependency=pool.name, worker_pid=ready.pid, slots=ready.slots,
                  pool_workers=len(pool.workers), pool_slots=pool.slots)
         if pool.chaos:
-            send_frames(self.back, [identity, *protocol.chaos(pool.chaos)])
+            self.outbox.to_worker(identity, protocol.chaos(pool.chaos))
         self._dispatch_queued(pool, now_s)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
@@ -475,7 +466,7 @@ class Broker:
             return
         if kind is protocol.Kind.DRAINING:
             self.pools[worker.pool].drain_worker(worker)
-            send_frames(self.back, [worker.identity, *protocol.signal(protocol.Kind.DRAIN_ACK)])
+            self.outbox.to_worker(worker.identity, protocol.signal(protocol.Kind.DRAIN_ACK))
             log.info("worker_draining", dependency=worker.pool, worker_pid=worker.pid, holding=worker.busy)
         elif kind is protocol.Kind.GOODBYE:
             self._remove_worker(worker.identity, "said goodbye")
@@ -484,6 +475,7 @@ class Broker:
 
     def _remove_worker(self, identity: bytes, reason: str) -> None:
         worker = self.workers.pop(identity)
+        self.outbox.forget_worker(identity)
         pool = self.pools[worker.pool]
         pool.remove_worker(identity)
         lost = 0
@@ -520,7 +512,7 @@ class Broker:
             if worker.last_seen_s < silent_after_s:
                 self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
             elif beat:
-                send_frames(self.back, [identity, *protocol.HEARTBEAT])
+                self.outbox.to_worker(identity, protocol.HEARTBEAT)
 
     # -- breakers and runtime settings, published to fronts ----------------------------
 

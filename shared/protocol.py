@@ -5,7 +5,9 @@ identity)::
 
     [PROTOCOL]  [header]  [payload]?
 
-or, for REPLIES and RESULTS (several replies or results coalesced into one message)::
+or, for REQUESTS, CALLS, REPLIES and RESULTS (several messages of one kind coalesced into
+one: each item's fields in the header, one after another, and each item's payload in its
+own frame)::
 
     [PROTOCOL]  [header]  [payload]  [payload]  ...
 
@@ -73,6 +75,8 @@ class Kind(enum.IntEnum):
     METRICS = 21  # broker PUB -> observers: rolling metrics of every command, pool and collapser
     REPLIES = 22  # broker -> caller: several REPLYs to one caller, coalesced in one loop turn
     RESULTS = 23  # worker -> broker: several RESULTs, coalesced in one hub iteration
+    REQUESTS = 24  # caller -> broker: several REQUESTs, coalesced in one hub iteration
+    CALLS = 25  # broker -> worker: several CALLs to one worker, coalesced in one loop turn
 
 
 class ProtocolError(ValueError):
@@ -144,14 +148,26 @@ class Result(NamedTuple):
     payload: bytes
 
 
+class Requests(NamedTuple):
+    """Several requests of one caller in one message: fewer messages per call under load."""
+
+    items: tuple[Request, ...]
+
+
+class Calls(NamedTuple):
+    """Several calls to one worker in one message."""
+
+    items: tuple[Call, ...]
+
+
 class Replies(NamedTuple):
-    """Several replies to one caller in one message: fewer messages per call under load."""
+    """Several replies to one caller in one message."""
 
     items: tuple[Reply, ...]
 
 
 class Results(NamedTuple):
-    """Several results of one worker in one message: fewer messages per call under load."""
+    """Several results of one worker in one message."""
 
     items: tuple[Result, ...]
 
@@ -204,7 +220,8 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics | Replies | Results)
+           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics | Requests | Calls | Replies
+           | Results)
 
 #: Most calls in one batch.
 MAX_BATCH = 10_000
@@ -214,13 +231,13 @@ MAX_WINDOW_MS = 10_000.0
 #: api.reports.MAX_OUTCOMES_PER_REPORT); each costs the broker tens of microseconds.
 MAX_REPORT_OUTCOMES = 20_000
 
-#: Most bytes one item of REPLIES or RESULTS takes in the header: the largest call id,
-#: the longest outcome name, an execution time packed as a double.
-_WORST_ITEM_BYTES = sum(len(msgpack.packb(field)) for field in (
-    MAX_CALL_ID, max((event.value for event in Event), key=len), float(MAX_TIMEOUT_MS * 10)))
-#: Most items in one REPLIES or RESULTS message, so its header stays within
-#: MAX_HEADER_BYTES (less 6 bytes: the array's length and the kind).
-MAX_COALESCED = (MAX_HEADER_BYTES - 6) // _WORST_ITEM_BYTES
+#: Most items in one REQUESTS, CALLS, REPLIES or RESULTS message; their header must also
+#: stay within MAX_HEADER_BYTES and their payloads total at most MAX_PAYLOAD_BYTES.
+MAX_COALESCED = 128
+#: Items a sender puts in one coalesced message (at most MAX_COALESCED): a burst of 64
+#: goes as two messages, so the peer starts on the first while the second is being made
+#: (measured with bench/command_path.py: 8 to 32 did best at 64 callers, 128 was 15 % slower).
+COALESCE_ITEMS = 32
 #: Most frames any message has: the protocol frame, the header and a payload per item.
 _MAX_FRAMES = 2 + MAX_COALESCED
 
@@ -380,57 +397,73 @@ def result(call_id: int, outcome: Event, execution_ms: float, payload: bytes) ->
     return _frames([Kind.RESULT, call_id, outcome, execution_ms], payload)  # an Event packs as its value
 
 
-#: One reply or result to coalesce: (call_id, outcome, execution_ms, payload).
-Outcome = tuple[int, Event, float, bytes]
+#: One message to coalesce: its header fields after the kind, then its payload; e.g. a
+#: reply's (call_id, outcome, execution_ms, payload).
+Item = tuple[Any, ...]
 
 
-def replies(items: list[Outcome]) -> list[list[bytes]]:
-    """The messages that carry ``items`` to one caller: a plain REPLY for a lone item,
-    else REPLIES of as many items as fit (see :func:`_coalesced`)."""
+def requests(items: list[Item]) -> list[list[bytes]]:
+    """The messages that carry REQUEST ``items`` (call_id, command, dependency, timeout_ms,
+    payload): a plain REQUEST for a lone item, else REQUESTS (see :func:`_coalesced`)."""
+    return _coalesced(items, Kind.REQUEST, Kind.REQUESTS)
+
+
+def calls(items: list[Item]) -> list[list[bytes]]:
+    """The messages that carry CALL ``items`` (call_id, command, timeout_ms, payload)."""
+    return _coalesced(items, Kind.CALL, Kind.CALLS)
+
+
+def replies(items: list[Item]) -> list[list[bytes]]:
+    """The messages that carry REPLY ``items`` (call_id, outcome, execution_ms, payload)."""
     return _coalesced(items, Kind.REPLY, Kind.REPLIES)
 
 
-def results(items: list[Outcome]) -> list[list[bytes]]:
-    """The messages that carry ``items`` to the broker: a plain RESULT for a lone item,
-    else RESULTS of as many items as fit (see :func:`_coalesced`)."""
+def results(items: list[Item]) -> list[list[bytes]]:
+    """The messages that carry RESULT ``items`` (call_id, outcome, execution_ms, payload)."""
     return _coalesced(items, Kind.RESULT, Kind.RESULTS)
 
 
-def _coalesced(items: list[Outcome], single: Kind, many: Kind) -> list[list[bytes]]:
-    """Messages for ``items``, in order. The header holds each item's fixed fields
-    (call_id, outcome, execution_ms, flat, so decoding needs no nesting walk) and each
-    payload is its own frame, passed through; a message holds at most MAX_COALESCED items
-    (the header stays within MAX_HEADER_BYTES) and payloads of at most MAX_PAYLOAD_BYTES
-    in all (each frame stays within what a receiving socket accepts)."""
+#: Bytes a coalesced header needs besides its items: a 16-bit array length and the kind.
+_COALESCED_HEADER_BASE_BYTES = 4
+
+
+def _coalesced(items: list[Item], single: Kind, many: Kind) -> list[list[bytes]]:
+    """Messages for ``items``, in order: a plain ``single`` message for a group of one,
+    else one ``many`` message per group. The header holds each item's fields flat, one
+    item after another (decoding needs no nesting walk), and each payload is its own
+    frame, passed through. A group is cut before COALESCE_ITEMS items, a header over
+    MAX_HEADER_BYTES or payloads over MAX_PAYLOAD_BYTES in all; one item always fits
+    (it fits as a plain message)."""
+    if len(items) == 1:  # the common case at low load
+        return [_frames([single, *items[0][:-1]], items[0][-1])]
     messages = []
-    for group in _coalesced_groups(items):
-        if len(group) == 1:
-            call_id, outcome, execution_ms, payload = group[0]
-            messages.append(_frames([single, call_id, outcome, execution_ms], payload))
-            continue
-        header: list[Any] = [many]
-        for call_id, outcome, execution_ms, _ in group:
-            header += (call_id, outcome, execution_ms)  # an Event packs as its value
-        messages.append([PROTOCOL, _header_packer.pack(header), *[item[3] for item in group]])
+    group: list[Item] = []
+    packed: list[bytes] = []
+    header_bytes = payload_bytes = 0
+    for item in items:
+        # An item's fields packed as an array less its one-byte array marker (a fixarray:
+        # an item has fewer than 16 fields): the fields as they sit in the flat header.
+        fields = _header_packer.pack(item[:-1])[1:]
+        if group and (len(group) == COALESCE_ITEMS
+                      or header_bytes + len(fields) > MAX_HEADER_BYTES - _COALESCED_HEADER_BASE_BYTES
+                      or payload_bytes + len(item[-1]) > MAX_PAYLOAD_BYTES):
+            messages.append(_coalesced_message(group, packed, single, many))
+            group, packed, header_bytes, payload_bytes = [], [], 0, 0
+        group.append(item)
+        packed.append(fields)
+        header_bytes += len(fields)
+        payload_bytes += len(item[-1])
+    if group:
+        messages.append(_coalesced_message(group, packed, single, many))
     return messages
 
 
-def _coalesced_groups(items: list[Outcome]) -> list[list[Outcome]]:
-    """``items`` cut into runs of at most MAX_COALESCED items whose payloads total at most
-    MAX_PAYLOAD_BYTES; an item is never split, and one payload alone always fits."""
-    groups: list[list[Outcome]] = []
-    group: list[Outcome] = []
-    size = 0
-    for item in items:
-        added = len(item[3])
-        if group and (len(group) >= MAX_COALESCED or size + added > MAX_PAYLOAD_BYTES):
-            groups.append(group)
-            group, size = [], 0
-        group.append(item)
-        size += added
-    if group:
-        groups.append(group)
-    return groups
+def _coalesced_message(group: list[Item], packed: list[bytes], single: Kind, many: Kind) -> list[bytes]:
+    if len(group) == 1:
+        return _frames([single, *group[0][:-1]], group[0][-1])
+    header = b"".join((_header_packer.pack_array_header(1 + _ITEM_FIELDS[single] * len(group)),
+                       _header_packer.pack(many), *packed))
+    return [PROTOCOL, header, *[item[-1] for item in group]]
 
 
 def signal(kind: Kind) -> list[bytes]:
@@ -531,12 +564,12 @@ def decode(frames: list[bytes]) -> Message:
     if kind is None:
         raise ProtocolError(f"unknown message kind {header[0]!r:.50}")
     fields = header[1:]
-    coalesced = _COALESCED_DECODERS.get(kind)
-    if coalesced is None and len(frames) > 3:
+    item_kind = _ITEM_KIND.get(kind)
+    if item_kind is None and len(frames) > 3:
         raise ProtocolError(f"expected 2 or 3 frames, got {len(frames)}")
     try:
-        if coalesced is not None:
-            return coalesced(fields, frames[2:])
+        if item_kind is not None:
+            return _COALESCED_CLASS[kind](_decode_items(item_kind, fields, frames[2:]))
         return _DECODERS[kind](kind, fields, frames[2] if len(frames) == 3 else None)
     except ProtocolError as exc:
         raise ProtocolError(f"{kind.name}: {exc}") from None
@@ -699,29 +732,26 @@ def _decode_result(kind: Kind, fields: list[Any], payload: bytes | None) -> Resu
     )
 
 
-def _decode_replies(fields: list[Any], payloads: list[bytes]) -> Replies:
-    return Replies(tuple(Reply(*item) for item in _coalesced_items(fields, payloads, CALL_OUTCOMES)))
-
-
-def _decode_results(fields: list[Any], payloads: list[bytes]) -> Results:
-    return Results(tuple(Result(*item) for item in _coalesced_items(fields, payloads, WORKER_OUTCOMES)))
-
-
-def _coalesced_items(fields: list[Any], payloads: list[bytes], outcomes: frozenset[Event]) -> list[Outcome]:
-    """Each item's (call_id, outcome, execution_ms) from the header, checked as in a
-    REPLY or RESULT, with its payload frame; 2 to MAX_COALESCED items, payloads of at most
-    MAX_PAYLOAD_BYTES in all (what one REPLY or RESULT may carry)."""
+def _decode_items(kind: Kind, fields: list[Any], payloads: list[bytes]) -> tuple[Any, ...]:
+    """The ``kind`` messages a coalesced one carries, each checked as if it came alone:
+    2 to MAX_COALESCED of them, each with its payload frame, MAX_PAYLOAD_BYTES in all."""
     count = len(payloads)
     if not 2 <= count <= MAX_COALESCED:
         raise ProtocolError(f"expected 2 to {MAX_COALESCED} payload frames, got {count}")
-    if len(fields) != 3 * count:
-        raise ProtocolError(f"expected call_id, outcome, execution_ms for each of {count} payload frames, "
-                            f"got {len(fields)} fields")
+    per_item = _ITEM_FIELDS[kind]
+    if len(fields) != per_item * count:
+        raise ProtocolError(f"expected {per_item} fields for each of {count} payload frames, got {len(fields)} fields")
     total = sum(map(len, payloads))
     if total > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"payloads of {total} bytes in all are over {MAX_PAYLOAD_BYTES}")
-    return [(_int("call_id", fields[at], 0, MAX_CALL_ID), _outcome(fields[at + 1], outcomes),
-             _milliseconds(fields[at + 2]), payloads[at // 3]) for at in range(0, len(fields), 3)]
+    decoder = _DECODERS[kind]
+    items = []
+    for index, payload in enumerate(payloads):
+        try:
+            items.append(decoder(kind, fields[index * per_item:(index + 1) * per_item], payload))
+        except ProtocolError as exc:
+            raise ProtocolError(f"item {index}: {exc}") from None
+    return tuple(items)
 
 
 def _decode_signal(kind: Kind, fields: list[Any], payload: bytes | None) -> Signal:
@@ -850,8 +880,10 @@ _DECODERS = {
     Kind.METRICS: _decode_metrics,
 }
 
-#: Kinds that carry several items, one payload frame each.
-_COALESCED_DECODERS: dict[Kind, Callable[[list[Any], list[bytes]], Message]] = {
-    Kind.REPLIES: _decode_replies,
-    Kind.RESULTS: _decode_results,
-}
+#: Coalesced kinds: the kind of each item they carry, and the message class they decode to.
+_ITEM_KIND = {Kind.REQUESTS: Kind.REQUEST, Kind.CALLS: Kind.CALL, Kind.REPLIES: Kind.REPLY,
+              Kind.RESULTS: Kind.RESULT}
+_COALESCED_CLASS: dict[Kind, Callable[[tuple[Any, ...]], Message]] = {
+    Kind.REQUESTS: Requests, Kind.CALLS: Calls, Kind.REPLIES: Replies, Kind.RESULTS: Results}
+#: Header fields of one item of each kind that may be coalesced.
+_ITEM_FIELDS = {Kind.REQUEST: 4, Kind.CALL: 3, Kind.REPLY: 3, Kind.RESULT: 3}

@@ -22,6 +22,7 @@ import zmq
 
 from api.command import Command
 from shared import protocol
+from shared.burst import Burst
 from shared.config import Config
 from shared.events import Event
 from shared.logging import LOG_EACH_CALL, get_logger
@@ -79,8 +80,8 @@ class Worker:
         self.calls_served = 0
         self._drain_requested = gevent.event.Event()
         self._exit_code = EXIT_STOPPED
-        #: results finished in this hub iteration, sent together by _send_results
-        self._results_out: list[protocol.Outcome] = []
+        #: RESULT items (call_id, outcome, execution_ms, payload) on their way
+        self._results = Burst(lambda frames: self._socket.send(frames), protocol.result, protocol.results)
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
@@ -95,8 +96,7 @@ class Worker:
         self._drain_requested.wait()
         self._drain()
         heartbeat.kill()
-        self._send_results()  # none may be left behind the goodbye
-        self._socket.send(protocol.signal(protocol.Kind.GOODBYE))
+        self._send(protocol.signal(protocol.Kind.GOODBYE))  # after every result held
         gevent.sleep(0)  # let the owner greenlet hand the goodbye to ZeroMQ
         self._socket.close(linger_ms=GOODBYE_LINGER_MS)
         log.info("worker_stopped", dependency=self.dependency, exit_code=self._exit_code,
@@ -131,7 +131,7 @@ class Worker:
 
     def _register(self) -> None:
         settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
-        self._socket.send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
+        self._send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
                                          tuple(self._running)))
         log.info("worker_registering", dependency=self.dependency, slots=self.slots,
                  commands=sorted(self.commands), broker=self.config.endpoints["back"])
@@ -140,7 +140,7 @@ class Worker:
         """Take no new work, finish what is held; every call ends by its deadline."""
         log.info("worker_draining", dependency=self.dependency, holding=len(self._running))
         self._draining = True
-        self._socket.send(protocol.signal(protocol.Kind.DRAINING))
+        self._send(protocol.signal(protocol.Kind.DRAINING))
         # Calls the broker sent before it read DRAINING arrive before its DRAIN_ACK.
         if not self._drain_acked.wait(LIVENESS_INTERVALS * self.heartbeat_s):
             log.warning("drain_not_acknowledged", dependency=self.dependency)
@@ -149,7 +149,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while True:
             gevent.sleep(self.heartbeat_s)
-            self._socket.send(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
+            self._send(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
             if self.clock() - self._broker_seen_s > LIVENESS_INTERVALS * self.heartbeat_s:
                 silent_s = self.clock() - self._broker_heard_s
                 remake = silent_s > RECONNECT_INTERVALS * self.heartbeat_s and not self._draining
@@ -168,6 +168,9 @@ class Worker:
         self._broker_seen_s = self._broker_heard_s = self.clock()
         if type(message) is protocol.Call or type(message) is protocol.Batch:
             self._start_call(message)
+        elif type(message) is protocol.Calls:
+            for call in message.items:
+                self._start_call(call)
         elif type(message) is protocol.Signal:
             self._on_signal(message.kind)
         elif type(message) is protocol.Chaos:
@@ -201,8 +204,8 @@ class Worker:
 
     def _start_call(self, call: protocol.Call | protocol.Batch) -> None:
         if len(self._running) >= self.slots:
-            self._queue_result(call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
-                "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)"))
+            self._results.add((call.call_id, Event.FAILURE, 0.0, protocol.encode_error(
+                "WorkerBusy", f"worker pid {os.getpid()} already runs {self.slots} calls (its slots)")))
             return
         self._idle.clear()
         self._running.add(call.call_id)
@@ -221,7 +224,7 @@ class Worker:
             if LOG_EACH_CALL:
                 log.debug("call_finished", command=call.command, dependency=self.dependency,
                           outcome=outcome, latency_ms=execution_ms)
-            self._queue_result(call.call_id, outcome, execution_ms, payload)
+            self._results.add((call.call_id, outcome, execution_ms, payload))  # shared/burst.py
         finally:
             self.watchdog.done(call.call_id)
             self._running.discard(call.call_id)
@@ -230,24 +233,11 @@ class Worker:
         self.calls_served += 1
         self._check_hygiene()
 
-    def _queue_result(self, call_id: int, outcome: Event, execution_ms: float, payload: bytes) -> None:
-        """Hold a result until the hub has run what is ready now: the results that slots
-        finish in one hub iteration go out as one message (fewer messages per call under
-        load); a lone result goes out as a plain RESULT, one callback later, before the
-        hub waits for anything."""
-        if not self._results_out:
-            gevent.get_hub().loop.run_callback(self._send_results)
-        self._results_out.append((call_id, outcome, execution_ms, payload))
-
-    def _send_results(self) -> None:
-        if not self._results_out:
-            return
-        held, self._results_out = self._results_out, []
-        if len(held) == 1:  # the common case at low load: no grouping to do
-            self._socket.send(protocol.result(*held[0]))
-            return
-        for frames in protocol.results(held):
-            self._socket.send(frames)
+    def _send(self, frames: list[bytes]) -> None:
+        """Send any other message after the results held so far: the broker sees them in
+        the order they happened (no result behind a DRAINING or GOODBYE)."""
+        self._results.flush()
+        self._socket.send(frames)
 
     def _check_hygiene(self) -> None:
         """Recycle after max_calls calls or over max_rss_mb, as Celery's workers do."""

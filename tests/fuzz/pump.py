@@ -50,9 +50,10 @@ class Target:
         """False for a valid message that must not be sent (an order that is obeyed by design)."""
         return True
 
-    def slot_key(self, message: protocol.Message) -> Hashable | None:
-        """The answer key of a valid fuzzed call that holds a worker slot until answered."""
-        return None
+    def slot_keys(self, message: protocol.Message) -> list[Hashable]:
+        """The answer keys of the valid fuzzed calls in ``message`` that hold a worker slot
+        until answered (several for a coalesced message)."""
+        return []
 
     def probe(self, number: int) -> tuple[list[Frames], Hashable]:
         """The messages of probe ``number`` and the key of the answer that proves it read."""
@@ -142,11 +143,11 @@ class Pump:
                 continue
             if message is not None:
                 stats.valid += 1
-                key = self.target.slot_key(message)
-                if key is not None:
-                    self._wait(lambda: sum(self.slot_calls.values()) < self.target.max_slot_calls,
-                               "a fuzzed call's answer")
-                    self.slot_calls[key] += 1
+                keys = self.target.slot_keys(message)
+                if keys:
+                    room = max(self.target.max_slot_calls, len(keys))
+                    self._wait(lambda: sum(self.slot_calls.values()) + len(keys) <= room, "a fuzzed call's answer")
+                    self.slot_calls.update(keys)
             self._send(lane, fuzzed.frames, None)
             stats.mutations.update(fuzzed.mutations or ("none",))
             sent += 1
@@ -201,7 +202,7 @@ class Pump:
             raise AssertionError(f"{self.target.name} sent a malformed message: {exc}") from None
         stats = self.stats
         stats.answers_by_kind[type(message).__name__] += 1
-        if type(message) in (protocol.Replies, protocol.Results):  # coalesced: one answer per item
+        if type(message) in (protocol.Replies, protocol.Results, protocol.Calls):  # coalesced: one answer per item
             for item in message.items:
                 self._on_decoded_answer(lane, item)
             return

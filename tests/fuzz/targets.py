@@ -27,6 +27,12 @@ PROBE_COMMAND = "FuzzProbe"
 HELD_WINDOW_MS = 50.0
 
 _CALLS = (protocol.Request, protocol.BatchRequest, protocol.Collapsible)
+_COALESCED = (protocol.Requests, protocol.Calls, protocol.Replies, protocol.Results)
+
+
+def _each(message: protocol.Message | None) -> tuple[Any, ...]:
+    """The messages ``message`` stands for: its items if it is coalesced, else itself."""
+    return message.items if type(message) in _COALESCED else (message,)
 
 
 class FrontTarget(Target):
@@ -40,14 +46,11 @@ class FrontTarget(Target):
         self.steady_command = steady_command
 
     def admit(self, message: protocol.Message | None) -> bool:
-        return type(message) not in _CALLS or message.command != self.steady_command
+        return all(type(call) not in _CALLS or call.command != self.steady_command for call in _each(message))
 
-    def slot_key(self, message: protocol.Message) -> Hashable | None:
-        if type(message) not in _CALLS or message.dependency != self.real_pool:
-            return None
-        if type(message) is protocol.Collapsible and message.window_ms > HELD_WINDOW_MS:
-            return None
-        return message.call_id
+    def slot_keys(self, message: protocol.Message) -> list[Hashable]:
+        return [call.call_id for call in _each(message) if type(call) in _CALLS and call.dependency == self.real_pool
+                and not (type(call) is protocol.Collapsible and call.window_ms > HELD_WINDOW_MS)]
 
     def probe(self, number: int) -> tuple[list[Frames], Hashable]:
         call_id = PROBE_BASE_ID + number
@@ -134,8 +137,8 @@ class WorkerTarget(Target):
             return True  # the worker refuses it too
         return settings == ChaosSettings()  # only a "clear": real faults would fail the probes by design
 
-    def slot_key(self, message: protocol.Message) -> Hashable | None:
-        return message.call_id if type(message) in (protocol.Call, protocol.Batch) else None
+    def slot_keys(self, message: protocol.Message) -> list[Hashable]:
+        return [call.call_id for call in _each(message) if type(call) in (protocol.Call, protocol.Batch)]
 
     def probe(self, number: int) -> tuple[list[Frames], Hashable]:
         call_id = PROBE_BASE_ID + number

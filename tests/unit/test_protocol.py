@@ -517,59 +517,82 @@ def test_arbitrary_headers_raise_nothing_but_protocol_error(header, payload):
     decodes_or_raises_protocol_error(frames_of(header, payload))
 
 
-# -- REPLIES and RESULTS: several replies or results coalesced in one message ------------
+# -- REQUESTS, CALLS, REPLIES, RESULTS: several messages of one kind in one -------------
 
 
 def coalesced_frames(kind: Kind, fields: list[Any], payloads: list[bytes]) -> list[bytes]:
     return [PROTOCOL, msgpack.packb([kind, *fields], use_bin_type=True), *payloads]
 
 
-def test_replies_round_trip_one_payload_frame_per_item():
-    items = [(7, Event.SUCCESS, 1.5, b"one"), (8, Event.TIMEOUT, 0.0, b""), (9, Event.FAILURE, 2, b"three")]
+COALESCED = [  # encoder, one item, the class of one alone, the class of several
+    (protocol.requests, (7, "orders.Get", "orders", 500, b"args"), protocol.Request, protocol.Requests),
+    (protocol.calls, (7, "orders.Get", 480, b"args"), protocol.Call, protocol.Calls),
+    (protocol.replies, (7, Event.SUCCESS, 1.5, b"value"), protocol.Reply, protocol.Replies),
+    (protocol.results, (7, Event.FAILURE, 2.0, b"error"), protocol.Result, protocol.Results),
+]
+COALESCED_IDS = ["REQUESTS", "CALLS", "REPLIES", "RESULTS"]
 
-    messages = protocol.replies(items)
+
+def numbered(item: tuple, number: int, payload: bytes | None = None) -> tuple:
+    return (number, *item[1:-1], item[-1] if payload is None else payload)
+
+
+@pytest.mark.parametrize("encode, item, single, many", COALESCED, ids=COALESCED_IDS)
+def test_coalesced_messages_round_trip_one_payload_frame_per_item(encode, item, single, many):
+    items = [numbered(item, number, payload) for number, payload in enumerate([b"one", b"", b"three"])]
+
+    messages = encode(items)
 
     assert len(messages) == 1 and messages[0][2:] == [b"one", b"", b"three"]
-    assert protocol.decode(messages[0]) == protocol.Replies(tuple(protocol.Reply(*item) for item in items))
+    assert protocol.decode(messages[0]) == many(tuple(single(*item) for item in items))
 
 
-def test_results_round_trip():
-    items = [(7, Event.SUCCESS, 1.5, b"one"), (8, Event.BAD_REQUEST, 0.25, b"two")]
+@pytest.mark.parametrize("encode, item, single, many", COALESCED, ids=COALESCED_IDS)
+def test_a_lone_item_goes_as_a_plain_message(encode, item, single, many):
+    (frames,) = encode([item])
 
-    (frames,) = protocol.results(items)
-
-    assert protocol.decode(frames) == protocol.Results(tuple(protocol.Result(*item) for item in items))
-
-
-@pytest.mark.parametrize("encode, single", [(protocol.replies, protocol.Reply), (protocol.results, protocol.Result)])
-def test_a_lone_item_goes_as_a_plain_reply_or_result(encode, single):
-    (frames,) = encode([(7, Event.SUCCESS, 1.5, b"one")])
-
-    assert protocol.decode(frames) == single(7, Event.SUCCESS, 1.5, b"one")
+    assert protocol.decode(frames) == single(*item)
 
 
 def test_no_items_make_no_messages():
-    assert protocol.replies([]) == [] and protocol.results([]) == []
+    assert all(encode([]) == [] for encode, *_ in COALESCED)
 
 
-def test_the_worst_case_item_count_fits_the_header_limit():
+@pytest.mark.parametrize("encode, item, single, many", COALESCED, ids=COALESCED_IDS)
+def test_items_past_the_count_cap_go_in_another_message_in_order(encode, item, single, many):
+    items = [numbered(item, number) for number in range(protocol.COALESCE_ITEMS * 2 + 1)]
+
+    messages = encode(items)
+
+    assert [len(frames) - 2 for frames in messages] == [protocol.COALESCE_ITEMS, protocol.COALESCE_ITEMS, 1]
+    decoded = [protocol.decode(frames) for frames in messages]
+    assert [one.call_id for one in (*decoded[0].items, *decoded[1].items, decoded[2])] == list(range(len(items)))
+
+
+def test_items_whose_fields_would_overflow_the_header_go_in_another_message():
+    long_name = "n" * protocol.MAX_NAME_CHARS  # 200 characters: about 20 such calls fill a header
+    items = [(number, long_name, 500, b"") for number in range(50)]
+
+    messages = protocol.calls(items)
+
+    assert len(messages) > 1
+    assert all(len(frames[1]) <= protocol.MAX_HEADER_BYTES for frames in messages)
+    assert [call.call_id for frames in messages for call in protocol.decode(frames).items] == list(range(50))
+    assert len(messages[0]) - 2 == (protocol.MAX_HEADER_BYTES - 4) // len(msgpack.packb([0, long_name, 500])[1:])
+
+
+def test_the_longest_items_fit_the_header_limit():
     longest = max(protocol.CALL_OUTCOMES, key=lambda event: len(event.value))
     items = [(protocol.MAX_CALL_ID, longest, protocol.MAX_TIMEOUT_MS * 10 - 0.5, b"")] * protocol.MAX_COALESCED
 
-    (frames,) = protocol.replies(items)
+    messages = protocol.replies(items)
 
-    assert len(frames[1]) <= protocol.MAX_HEADER_BYTES
-    assert len(protocol.decode(frames).items) == protocol.MAX_COALESCED
+    assert all(len(frames[1]) <= protocol.MAX_HEADER_BYTES for frames in messages)
+    assert sum(len(protocol.decode(frames).items) for frames in messages) == protocol.MAX_COALESCED
 
 
-def test_items_past_the_count_cap_go_in_another_message_in_order():
-    items = [(number, Event.SUCCESS, 1.0, b"x") for number in range(protocol.MAX_COALESCED * 2 + 1)]
-
-    messages = protocol.results(items)
-
-    assert [len(frames) - 2 for frames in messages] == [protocol.MAX_COALESCED, protocol.MAX_COALESCED, 1]
-    decoded = [protocol.decode(frames) for frames in messages]
-    assert [result.call_id for result in (*decoded[0].items, *decoded[1].items, decoded[2])] == list(range(len(items)))
+def test_the_send_cut_is_within_what_a_receiver_accepts():
+    assert 2 <= protocol.COALESCE_ITEMS <= protocol.MAX_COALESCED
 
 
 def test_payloads_past_the_size_cap_go_in_another_message():
@@ -594,31 +617,43 @@ def test_a_payload_at_the_limit_goes_alone():
 @pytest.mark.parametrize("fields, payloads, error", [
     ([7, "SUCCESS", 1.0], [b"a"], "expected 2 to {cap} payload frames, got 1"),
     ([], [], "expected 2 to {cap} payload frames, got 0"),
-    ([7, "SUCCESS", 1.0, 8, "SUCCESS"], [b"a", b"b"],
-     "expected call_id, outcome, execution_ms for each of 2 payload frames, got 5 fields"),
+    ([7, "SUCCESS", 1.0, 8, "SUCCESS"], [b"a", b"b"], "expected 3 fields for each of 2 payload frames, got 5 fields"),
     ([7, "SUCCESS", 1.0, 8, "SUCCESS", 1.0, 9], [b"a", b"b"],
-     "expected call_id, outcome, execution_ms for each of 2 payload frames, got 7 fields"),
+     "expected 3 fields for each of 2 payload frames, got 7 fields"),
     ([7, "SUCCESS", 1.0, "8", "SUCCESS", 1.0], [b"a", b"b"],
-     f"call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got '8'"),
-    ([7, "SUCCESS", 1.0, -1, "SUCCESS", 1.0], [b"a", b"b"],
-     f"call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got -1"),
-    ([7, "SUCCESS", 1.0, 8, "EXPLODED", 1.0], [b"a", b"b"], "outcome must be one of"),
-    ([7, "SUCCESS", 1.0, 8, "SUCCESS", -1], [b"a", b"b"], "execution_ms must be a non-negative number, got -1"),
-    ([7, "SUCCESS", True, 8, "SUCCESS", 1.0], [b"a", b"b"], "execution_ms must be a non-negative number, got True"),
+     f"item 1: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got '8'"),
+    ([-1, "SUCCESS", 1.0, 8, "SUCCESS", 1.0], [b"a", b"b"],
+     f"item 0: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got -1"),
+    ([7, "SUCCESS", 1.0, 8, "EXPLODED", 1.0], [b"a", b"b"], "item 1: outcome must be one of"),
+    ([7, "SUCCESS", 1.0, 8, "SUCCESS", -1], [b"a", b"b"], "item 1: execution_ms must be a non-negative number, got -1"),
+    ([7, "SUCCESS", True, 8, "SUCCESS", 1.0], [b"a", b"b"], "item 0: execution_ms must be a non-negative number, got True"),
 ], ids=["one item", "no items", "fields short", "fields over", "call_id type", "call_id range", "outcome",
         "execution_ms range", "execution_ms type"])
 @pytest.mark.parametrize("kind", [Kind.REPLIES, Kind.RESULTS])
-def test_malformed_coalesced_messages_are_refused(kind, fields, payloads, error):
+def test_malformed_coalesced_replies_and_results_are_refused(kind, fields, payloads, error):
     text = decode_error_text(coalesced_frames(kind, fields, payloads))
 
     assert text.startswith(f"{kind.name}: {error.format(cap=protocol.MAX_COALESCED)}")
+
+
+@pytest.mark.parametrize("kind, fields, error", [
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "", 100],
+     "REQUESTS: item 1: dependency must be a name of 1-200 characters, got ''"),
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "a", 0],
+     f"REQUESTS: item 1: timeout_ms must be an integer in [1, {protocol.MAX_TIMEOUT_MS}], got 0"),
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "a"], "REQUESTS: expected 4 fields for each of 2 payload frames, got 7 fields"),
+    (Kind.CALLS, [1, "a.Get", 100, 2, None, 100], "CALLS: item 1: command must be a name of 1-200 characters, got None"),
+    (Kind.CALLS, [1, "a.Get", 100, 2, "a.Get", -5], f"CALLS: item 1: timeout_ms must be an integer in [0, {protocol.MAX_TIMEOUT_MS}], got -5"),
+], ids=["request dependency", "request timeout", "request fields", "call command", "call timeout"])
+def test_malformed_coalesced_requests_and_calls_are_refused(kind, fields, error):
+    assert decode_error_text(coalesced_frames(kind, fields, [b"a", b"b"])) == error
 
 
 def test_results_may_not_carry_a_broker_only_outcome():
     frames = coalesced_frames(Kind.RESULTS, [7, "SUCCESS", 1.0, 8, "SHORT_CIRCUITED", 1.0], [b"a", b"b"])
 
     assert decode_error_text(frames) == (
-        "RESULTS: outcome must be one of BAD_REQUEST, FAILURE, SUCCESS, TIMEOUT, got 'SHORT_CIRCUITED'")
+        "RESULTS: item 1: outcome must be one of BAD_REQUEST, FAILURE, SUCCESS, TIMEOUT, got 'SHORT_CIRCUITED'")
 
 
 def test_coalesced_payloads_over_the_size_limit_in_all_are_refused():

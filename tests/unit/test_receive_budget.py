@@ -8,6 +8,7 @@ from pathlib import Path
 import zmq
 
 from broker import server
+from broker.outbox import Outbox
 from broker.server import Broker
 from shared.config import parse
 
@@ -30,6 +31,7 @@ def test_a_turn_stops_once_its_time_budget_is_spent_and_the_rest_waits(tmp_path:
     now_s = [0.0]
     broker = Broker(parse({"run_dir": "run"}, tmp_path), clock=lambda: now_s[0])
     sender, receiver = _queued_socket(100)
+    broker.outbox = Outbox(receiver, receiver)  # made by run(); nothing is held here, so nothing is sent
     handled: list[list[bytes]] = []
 
     def costly(frames: list[bytes]) -> None:  # each message takes a tenth of the budget
