@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Hashable
+from typing import Any, Hashable, Sequence
 
 import gevent
 from gevent.event import AsyncResult
@@ -32,6 +32,11 @@ from shared.logging import LOG_EACH_CALL, get_logger
 
 log = get_logger("api.client")
 
+#: The events of a call that succeeded, and of one refused as a bad request: shared
+#: tuples, as most calls end with one event.
+_SUCCEEDED: tuple[Event, ...] = (Event.SUCCESS,)
+_BAD_REQUEST: tuple[Event, ...] = (Event.BAD_REQUEST,)
+
 
 class Client:
     """Sends commands to the broker named by ``config``; safe for any number of greenlets."""
@@ -43,6 +48,10 @@ class Client:
         self.brokers = BrokerSet(config, self._apply_overrides)
         #: this host's broker (the only one unless ``[brokers.NAME]`` lists more)
         self.connection = self.brokers.connections[0]
+        #: the only broker, when there is one: semaphore calls reach its breakers and its
+        #: reports through this attribute, not a walk over the set (``primary``) per call.
+        #: None with several: each call takes the first heard.
+        self._sole_broker: BrokerConnection | None = self.connection if len(self.brokers.connections) == 1 else None
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         #: command class -> (semaphore_max, timeout_s): one look-up per semaphore call
         self._run_here_settings: dict[type[Command], tuple[int, float]] = {}
@@ -78,11 +87,12 @@ class Client:
     @property
     def breakers(self) -> BreakerView:
         """Breakers as the first broker heard publishes them."""
-        return self.brokers.primary.breakers
+        return (self._sole_broker or self.brokers.primary).breakers
 
     @property
     def _reports(self) -> OutcomeReports:
-        return self.brokers.primary.reports
+        """Where outcomes the broker did not see wait for the next report: the first broker heard."""
+        return (self._sole_broker or self.brokers.primary).reports
 
     def setting(self, command_class: type[Command], name: str) -> Any:
         """A per-command setting: config section, class attribute, [defaults], built-in."""
@@ -137,33 +147,33 @@ class Client:
 
     def _execute(self, command: Command) -> Any:
         started_s = time.monotonic()
-        events: list[Event] = []
+        events: Sequence[Event] = ()  # none if run() lets a BaseException out (GreenletExit, its own Timeout)
         try:
             value = self._run(command)
-            events.append(Event.SUCCESS)
+            events = _SUCCEEDED  # most calls: one shared tuple, no list made and appended to
             return value
         except CommandError as error:
-            events.append(error.failure)
-            return self._fall_back(command, error, events)
+            events = failure_events = [error.failure]  # _fall_back() adds its own
+            return self._fall_back(command, error, failure_events)
         except BadRequest:
-            events.append(Event.BAD_REQUEST)
+            events = _BAD_REQUEST
             raise
         finally:
             self._finish(command, events, started_s)
 
-    def _finish(self, command: Command, events: list[Event], started_s: float) -> None:
+    def _finish(self, command: Command, events: Sequence[Event], started_s: float) -> None:
         """Log the call, add it to the request log, report what the broker did not see."""
         latency_ms = (time.monotonic() - started_s) * 1000
         context = current_context()
         if context is not None:
             context.record(command.key, events, latency_ms)
         if command.dependency is None and events:
-            self._reports.add(command.key, events[0], latency_ms)
+            (self._sole_broker or self.brokers.primary).reports.add(command.key, events[0], latency_ms)
         if len(events) > 1:  # most calls have one event: no copy of the list to loop over
             for event in events[1:]:
                 self._reports.add(command.key, event)
         if LOG_EACH_CALL:
-            log.debug("call_finished", command=command.key, dependency=command.dependency, events=events,
+            log.debug("call_finished", command=command.key, dependency=command.dependency, events=list(events),
                       latency_ms=round(latency_ms, 3))
 
     def _run(self, command: Command) -> Any:
@@ -191,13 +201,23 @@ class Client:
                                          self.setting(command_class, "collapse_max_batch"))
         else:
             waiter = self._collapse_in_request(command, timeout_s)
-        if not waiter.wait(timeout_s):
-            connection.forget(call_id)
-            raise CommandTimeout(
-                f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
-                command=command.key, dependency=command.dependency,
-            )
-        return _value_of(command, waiter.value)
+        timer = self._timers.start(timeout_s)  # a reused libev timer, as on the semaphore path
+        try:
+            reply = waiter.get()
+        except gevent.Timeout as exc:
+            if exc is not timer.thrown:  # not ours: a Timeout around execute() in the caller's code
+                connection.forget(call_id)
+                raise
+            if not waiter.ready():  # else the reply came in the same loop turn as the deadline
+                connection.forget(call_id)
+                raise CommandTimeout(
+                    f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
+                    command=command.key, dependency=command.dependency,
+                ) from None
+            reply = waiter.value
+        finally:
+            self._timers.give_back(timer)
+        return _value_of(command, reply)
 
     def _send(self, connection: BrokerConnection, encode: Any, command: Command, timeout_s: float,
               *extra: Any) -> tuple[int, AsyncResult]:
@@ -266,7 +286,7 @@ class Client:
         """
         self.brokers.open()  # reports and breaker news travel on it
         key = command.key
-        if self.breakers.short_circuits(key):
+        if (self._sole_broker or self.brokers.primary).breakers.short_circuits(key):
             raise self._short_circuit(command, "the breaker is OPEN")
         semaphore_max, timeout_s = self._settings_to_run_here(type(command))
         if not self._semaphores.try_acquire(key, semaphore_max):

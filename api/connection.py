@@ -91,7 +91,7 @@ class BrokerConnection:
         calls = make_socket(zmq.DEALER)
         self._secure(calls, self._endpoints["front"])
         calls.connect(self._endpoints["front"])
-        self._calls = OwnedSocket(calls, self._on_reply, "front")
+        self._calls = OwnedSocket(calls, self._on_reply, "front", receive_in_hub=True)
         self._calls.start()
         state = make_socket(zmq.SUB)
         state.setsockopt(zmq.SUBSCRIBE, protocol.STATE_TOPIC)

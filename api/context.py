@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import gevent
 from gevent.event import AsyncResult
@@ -57,7 +57,7 @@ class RequestContext:
     #: request-scoped collapsing (api.collapsing.RequestBatcher), made on first use
     batcher: Any = None
 
-    def record(self, command: str, events: list[Event], latency_ms: float) -> None:
+    def record(self, command: str, events: Sequence[Event], latency_ms: float) -> None:
         if len(self.log) < MAX_LOGGED_COMMANDS:
             self.log.append(_logged_command(command, tuple(events), round(latency_ms, 3)))
         else:
@@ -80,8 +80,9 @@ def request_context() -> Iterator[RequestContext]:
         _current.reset(token)
 
 
-def current_context() -> RequestContext | None:
-    return _current.get()
+#: The request context the calling code runs in, or None. The context variable's own
+#: ``get``, not a function around it: every call looks it up, in a context or not.
+current_context: Callable[[], RequestContext | None] = _current.get
 
 
 def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:

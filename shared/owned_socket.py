@@ -32,10 +32,12 @@ _NOBLOCK = int(zmq.NOBLOCK)
 class OwnedSocket:
     """Wraps a raw (non-green) zmq socket; the owner greenlet starts with :meth:`start`."""
 
-    def __init__(self, sock: zmq.Socket, on_message: Callable[[Frames], None], name: str) -> None:
+    def __init__(self, sock: zmq.Socket, on_message: Callable[[Frames], None], name: str, *,
+                 receive_in_hub: bool = False) -> None:
         self._sock = sock
         self._on_message = on_message
         self._name = name
+        self._receive_in_hub = receive_in_hub
         self._outbox: deque[Frames] = deque()
         self._wake = gevent.event.Event()
         self._watcher = None
@@ -49,7 +51,7 @@ class OwnedSocket:
     def start(self) -> None:
         hub = gevent.get_hub()
         self._watcher = hub.loop.io(self._sock.getsockopt(zmq.FD), 1)
-        self._watcher.start(self._wake.set)
+        self._watcher.start(self._on_readable if self._receive_in_hub else self._wake.set)
         self._owner = gevent.spawn(self._run)
         self._owner.name = f"owner:{self._name}"
 
@@ -90,6 +92,30 @@ class OwnedSocket:
         if self._owner is not None and self._owner is not gevent.getcurrent():
             self._owner.kill(block=False)
         self._sock.close(linger=linger_ms)
+
+    def _on_readable(self) -> None:
+        """The FD's edge, handled in the hub (``receive_in_hub``): what is ready is read
+        and handed to ``on_message`` here, without a switch to the owner and back (about
+        15 µs a message on a small VM). So ``on_message`` must never block or switch:
+        set a result, put in a queue, send. The owner still does what may wait: sends
+        queued behind a full socket, and a flood past RECEIVE_BATCH, read a batch at a
+        time with other greenlets let run in between."""
+        if self._closed:
+            return
+        if self._outbox or self._wake.is_set():  # the owner is due to run: it reads too
+            self._wake.set()
+            return
+        sock = self._sock
+        try:
+            for _ in range(RECEIVE_BATCH):
+                if not sock.getsockopt(_EVENTS) & _POLLIN:
+                    return
+                self._on_message(recv_frames(sock, _NOBLOCK))
+        except zmq.ZMQError as exc:
+            if is_closed_error(exc):
+                return
+            raise
+        self._wake.set()
 
     def _run(self) -> None:
         try:

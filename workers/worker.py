@@ -119,7 +119,7 @@ class Worker:
         sock = make_socket(zmq.DEALER, routing_id=self._routing_id)
         secure_client(sock, self.config, "worker", self.config.endpoints["back"])
         sock.connect(self.config.endpoints["back"])
-        self._socket = OwnedSocket(sock, self._on_message, "back")
+        self._socket = OwnedSocket(sock, self._on_message, "back", receive_in_hub=True)
         self._socket.start()
 
     def _stop(self, exit_code: int, reason: str) -> None:

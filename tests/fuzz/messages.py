@@ -58,7 +58,6 @@ class Seed(NamedTuple):
     header: list[Any]
     payload_value: Any  # the decoded payload; None when absent or not msgpack
     payload: bytes | None
-    more_payloads: tuple[bytes, ...] = ()  # REPLIES, RESULTS: the payload frames after the first
 
 
 class Fuzzed(NamedTuple):
@@ -70,13 +69,12 @@ class Fuzzed(NamedTuple):
 def make_seed(name: str, frames: Frames) -> Seed:
     if frames[0] != protocol.PROTOCOL:  # a PUB message: drop its topic frame
         frames = frames[1:]
-    payload = frames[2] if len(frames) >= 3 else None
+    payload = frames[2] if len(frames) == 3 else None
     try:
         payload_value = None if payload is None else msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception:
         payload_value = None
-    return Seed(name, list(frames), msgpack.unpackb(frames[1], raw=False), payload_value, payload,
-                tuple(frames[3:]))
+    return Seed(name, list(frames), msgpack.unpackb(frames[1], raw=False), payload_value, payload)
 
 
 # -- seed corpus: valid messages built by the protocol's own encoders -------------------
@@ -251,11 +249,10 @@ _KEEP: Any = object()
 
 
 def _with(seed: Seed, header: Any = _KEEP, payload: Any = _KEEP) -> Frames:
-    """The seed's frames with another header (a value to pack) and/or first payload (bytes, or
-    None for none); any further payload frames (REPLIES, RESULTS) stay."""
+    """The seed's frames with another header (a value to pack) and/or payload (bytes, or None for none)."""
     frames = [protocol.PROTOCOL, seed.frames[1] if header is _KEEP else _pack(header)]
     payload = seed.payload if payload is _KEEP else payload
-    return [*frames, *seed.more_payloads] if payload is None else [*frames, payload, *seed.more_payloads]
+    return frames if payload is None else [*frames, payload]
 
 
 def header_field(rng: random.Random, seed: Seed) -> Frames:

@@ -48,7 +48,7 @@ def decode_checked(frames: list[bytes]) -> protocol.Message | None:
 
 
 def check_fields(message: Any) -> None:
-    """Every field of a decoded message (and of each item of REPLIES, RESULTS) has its declared type."""
+    """Every field of a decoded message (and of each item of a coalesced one) has its declared type."""
     hints = typing.get_type_hints(type(message))
     for name, value in message._asdict().items():
         assert conforms(value, hints[name]), f"{type(message).__name__}.{name} = {value!r:.200} is not {hints[name]}"
@@ -99,7 +99,7 @@ def test_a_valid_message_with_one_field_replaced_decodes_checked_or_is_refused(s
     else:
         header[index % len(header) or 1 % len(header)] = value
     frames = [protocol.PROTOCOL, msgpack.packb(header)]
-    decode_checked(frames if payload is None else [*frames, payload, *seed.more_payloads])
+    decode_checked(frames if payload is None else [*frames, payload])
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=[seed.name for seed in SEEDS])

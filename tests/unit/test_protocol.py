@@ -520,8 +520,9 @@ def test_arbitrary_headers_raise_nothing_but_protocol_error(header, payload):
 # -- REQUESTS, CALLS, REPLIES, RESULTS: several messages of one kind in one -------------
 
 
-def coalesced_frames(kind: Kind, fields: list[Any], payloads: list[bytes]) -> list[bytes]:
-    return [PROTOCOL, msgpack.packb([kind, *fields], use_bin_type=True), *payloads]
+def coalesced_frames(kind: Kind, fields: list[Any], payload: bytes | None) -> list[bytes]:
+    frames = [PROTOCOL, msgpack.packb([kind, *fields], use_bin_type=True)]
+    return frames if payload is None else [*frames, payload]
 
 
 COALESCED = [  # encoder, one item, the class of one alone, the class of several
@@ -538,12 +539,12 @@ def numbered(item: tuple, number: int, payload: bytes | None = None) -> tuple:
 
 
 @pytest.mark.parametrize("encode, item, single, many", COALESCED, ids=COALESCED_IDS)
-def test_coalesced_messages_round_trip_one_payload_frame_per_item(encode, item, single, many):
+def test_coalesced_messages_round_trip_with_the_payloads_in_one_frame(encode, item, single, many):
     items = [numbered(item, number, payload) for number, payload in enumerate([b"one", b"", b"three"])]
 
     messages = encode(items)
 
-    assert len(messages) == 1 and messages[0][2:] == [b"one", b"", b"three"]
+    assert len(messages) == 1 and messages[0][2:] == [b"onethree"]
     assert protocol.decode(messages[0]) == many(tuple(single(*item) for item in items))
 
 
@@ -564,8 +565,8 @@ def test_items_past_the_count_cap_go_in_another_message_in_order(encode, item, s
 
     messages = encode(items)
 
-    assert [len(frames) - 2 for frames in messages] == [protocol.COALESCE_ITEMS, protocol.COALESCE_ITEMS, 1]
     decoded = [protocol.decode(frames) for frames in messages]
+    assert [len(getattr(one, "items", [one])) for one in decoded] == [protocol.COALESCE_ITEMS, protocol.COALESCE_ITEMS, 1]
     assert [one.call_id for one in (*decoded[0].items, *decoded[1].items, decoded[2])] == list(range(len(items)))
 
 
@@ -578,7 +579,8 @@ def test_items_whose_fields_would_overflow_the_header_go_in_another_message():
     assert len(messages) > 1
     assert all(len(frames[1]) <= protocol.MAX_HEADER_BYTES for frames in messages)
     assert [call.call_id for frames in messages for call in protocol.decode(frames).items] == list(range(50))
-    assert len(messages[0]) - 2 == (protocol.MAX_HEADER_BYTES - 4) // len(msgpack.packb([0, long_name, 500])[1:])
+    assert len(protocol.decode(messages[0]).items) == (
+        (protocol.MAX_HEADER_BYTES - 4) // len(msgpack.packb([0, long_name, 500, 0])[1:]))
 
 
 def test_the_longest_items_fit_the_header_limit():
@@ -601,9 +603,8 @@ def test_payloads_past_the_size_cap_go_in_another_message():
 
     messages = protocol.replies(items)
 
-    assert [len(frames) - 2 for frames in messages] == [2, 2]
-    assert all(sum(map(len, frames[2:])) <= protocol.MAX_PAYLOAD_BYTES for frames in messages)
-    assert [type(protocol.decode(frames)) for frames in messages] == [protocol.Replies, protocol.Replies]
+    assert [len(protocol.decode(frames).items) for frames in messages] == [2, 2]
+    assert all(len(frames[2]) <= protocol.MAX_PAYLOAD_BYTES for frames in messages)
 
 
 def test_a_payload_at_the_limit_goes_alone():
@@ -614,64 +615,78 @@ def test_a_payload_at_the_limit_goes_alone():
     assert [type(protocol.decode(frames)) for frames in messages] == [protocol.Reply, protocol.Reply]
 
 
-@pytest.mark.parametrize("fields, payloads, error", [
-    ([7, "SUCCESS", 1.0], [b"a"], "expected 2 to {cap} payload frames, got 1"),
-    ([], [], "expected 2 to {cap} payload frames, got 0"),
-    ([7, "SUCCESS", 1.0, 8, "SUCCESS"], [b"a", b"b"], "expected 3 fields for each of 2 payload frames, got 5 fields"),
-    ([7, "SUCCESS", 1.0, 8, "SUCCESS", 1.0, 9], [b"a", b"b"],
-     "expected 3 fields for each of 2 payload frames, got 7 fields"),
-    ([7, "SUCCESS", 1.0, "8", "SUCCESS", 1.0], [b"a", b"b"],
+@pytest.mark.parametrize("fields, payload, error", [
+    ([7, "SUCCESS", 1.0, 1], b"a", "expected 2 to {cap} items, got 1"),
+    ([], b"", "expected 2 to {cap} items, got 0"),
+    ([7, "SUCCESS", 1.0, 1, 8, "SUCCESS", 1.0], b"ab",
+     "expected 4 fields per item (3 and the payload's length), got 7 fields"),
+    ([7, "SUCCESS", 1.0, 1, 8, "SUCCESS", 1.0, 1], None, "payload frame is missing"),
+    ([7, "SUCCESS", 1.0, 1, "8", "SUCCESS", 1.0, 1], b"ab",
      f"item 1: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got '8'"),
-    ([-1, "SUCCESS", 1.0, 8, "SUCCESS", 1.0], [b"a", b"b"],
+    ([-1, "SUCCESS", 1.0, 1, 8, "SUCCESS", 1.0, 1], b"ab",
      f"item 0: call_id must be an integer in [0, {protocol.MAX_CALL_ID}], got -1"),
-    ([7, "SUCCESS", 1.0, 8, "EXPLODED", 1.0], [b"a", b"b"], "item 1: outcome must be one of"),
-    ([7, "SUCCESS", 1.0, 8, "SUCCESS", -1], [b"a", b"b"], "item 1: execution_ms must be a non-negative number, got -1"),
-    ([7, "SUCCESS", True, 8, "SUCCESS", 1.0], [b"a", b"b"], "item 0: execution_ms must be a non-negative number, got True"),
-], ids=["one item", "no items", "fields short", "fields over", "call_id type", "call_id range", "outcome",
-        "execution_ms range", "execution_ms type"])
+    ([7, "SUCCESS", 1.0, 1, 8, "EXPLODED", 1.0, 1], b"ab", "item 1: outcome must be one of"),
+    ([7, "SUCCESS", 1.0, 1, 8, "SUCCESS", -1, 1], b"ab", "item 1: execution_ms must be a non-negative number, got -1"),
+    ([7, "SUCCESS", True, 1, 8, "SUCCESS", 1.0, 1], b"ab",
+     "item 0: execution_ms must be a non-negative number, got True"),
+    ([7, "SUCCESS", 1.0, 2, 8, "SUCCESS", 1.0, 1], b"ab",
+     "item 1: payload length must be an integer in [0, 0] (what is left of the payload frame), got 1"),
+    ([7, "SUCCESS", 1.0, -1, 8, "SUCCESS", 1.0, 1], b"ab",
+     "item 0: payload length must be an integer in [0, 2] (what is left of the payload frame), got -1"),
+    ([7, "SUCCESS", 1.0, "1", 8, "SUCCESS", 1.0, 1], b"ab",
+     "item 0: payload length must be an integer in [0, 2] (what is left of the payload frame), got '1'"),
+    ([7, "SUCCESS", 1.0, 1, 8, "SUCCESS", 1.0, 1], b"abc",
+     "the items' payload lengths add up to 2 bytes, the payload frame has 3"),
+], ids=["one item", "no items", "fields short", "no payload frame", "call_id type", "call_id range", "outcome",
+        "execution_ms range", "execution_ms type", "length past the frame", "length negative", "length type",
+        "bytes left over"])
 @pytest.mark.parametrize("kind", [Kind.REPLIES, Kind.RESULTS])
-def test_malformed_coalesced_replies_and_results_are_refused(kind, fields, payloads, error):
-    text = decode_error_text(coalesced_frames(kind, fields, payloads))
+def test_malformed_coalesced_replies_and_results_are_refused(kind, fields, payload, error):
+    text = decode_error_text(coalesced_frames(kind, fields, payload))
 
     assert text.startswith(f"{kind.name}: {error.format(cap=protocol.MAX_COALESCED)}")
 
 
 @pytest.mark.parametrize("kind, fields, error", [
-    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "", 100],
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 1, 2, "a.Get", "", 100, 1],
      "REQUESTS: item 1: dependency must be a name of 1-200 characters, got ''"),
-    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "a", 0],
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 1, 2, "a.Get", "a", 0, 1],
      f"REQUESTS: item 1: timeout_ms must be an integer in [1, {protocol.MAX_TIMEOUT_MS}], got 0"),
-    (Kind.REQUESTS, [1, "a.Get", "a", 100, 2, "a.Get", "a"], "REQUESTS: expected 4 fields for each of 2 payload frames, got 7 fields"),
-    (Kind.CALLS, [1, "a.Get", 100, 2, None, 100], "CALLS: item 1: command must be a name of 1-200 characters, got None"),
-    (Kind.CALLS, [1, "a.Get", 100, 2, "a.Get", -5], f"CALLS: item 1: timeout_ms must be an integer in [0, {protocol.MAX_TIMEOUT_MS}], got -5"),
+    (Kind.REQUESTS, [1, "a.Get", "a", 100, 1, 2, "a.Get", "a", 1],
+     "REQUESTS: expected 5 fields per item (4 and the payload's length), got 9 fields"),
+    (Kind.CALLS, [1, "a.Get", 100, 1, 2, None, 100, 1],
+     "CALLS: item 1: command must be a name of 1-200 characters, got None"),
+    (Kind.CALLS, [1, "a.Get", 100, 1, 2, "a.Get", -5, 1],
+     f"CALLS: item 1: timeout_ms must be an integer in [0, {protocol.MAX_TIMEOUT_MS}], got -5"),
 ], ids=["request dependency", "request timeout", "request fields", "call command", "call timeout"])
 def test_malformed_coalesced_requests_and_calls_are_refused(kind, fields, error):
-    assert decode_error_text(coalesced_frames(kind, fields, [b"a", b"b"])) == error
+    assert decode_error_text(coalesced_frames(kind, fields, b"ab")) == error
 
 
 def test_results_may_not_carry_a_broker_only_outcome():
-    frames = coalesced_frames(Kind.RESULTS, [7, "SUCCESS", 1.0, 8, "SHORT_CIRCUITED", 1.0], [b"a", b"b"])
+    frames = coalesced_frames(Kind.RESULTS, [7, "SUCCESS", 1.0, 1, 8, "SHORT_CIRCUITED", 1.0, 1], b"ab")
 
     assert decode_error_text(frames) == (
         "RESULTS: item 1: outcome must be one of BAD_REQUEST, FAILURE, SUCCESS, TIMEOUT, got 'SHORT_CIRCUITED'")
 
 
-def test_coalesced_payloads_over_the_size_limit_in_all_are_refused():
-    half = b"x" * (protocol.MAX_PAYLOAD_BYTES // 2 + 1)
-    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0, 8, "SUCCESS", 1.0], [half, half])
+def test_a_coalesced_payload_frame_over_the_size_limit_is_refused():
+    half = protocol.MAX_PAYLOAD_BYTES // 2 + 1
+    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0, half, 8, "SUCCESS", 1.0, half], b"x" * half * 2)
 
-    assert decode_error_text(frames) == (
-        f"REPLIES: payloads of {len(half) * 2} bytes in all are over {protocol.MAX_PAYLOAD_BYTES}")
+    assert decode_error_text(frames) == f"REPLIES: payload of {half * 2} bytes is over {protocol.MAX_PAYLOAD_BYTES}"
 
 
 def test_more_items_than_the_cap_are_refused():
     count = protocol.MAX_COALESCED + 1
-    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0] * count, [b""] * count)
+    frames = coalesced_frames(Kind.REPLIES, [7, "SUCCESS", 1.0, 0] * count, b"")
 
-    assert decode_error_text(frames) == f"expected at most {protocol.MAX_COALESCED + 2} frames, got {count + 2}"
+    assert decode_error_text(frames) == f"REPLIES: expected 2 to {protocol.MAX_COALESCED} items, got {count}"
 
 
-def test_other_kinds_still_take_at_most_one_payload_frame():
-    frames = [*protocol.reply(7, Event.SUCCESS, 1.0, b"a"), b"b"]
+@pytest.mark.parametrize("encode", [protocol.reply, protocol.replies])
+def test_every_kind_takes_at_most_one_payload_frame(encode):
+    item = (7, Event.SUCCESS, 1.0, b"a")
+    frames = encode(*item) if encode is protocol.reply else encode([item, item])[0]
 
-    assert decode_error_text(frames) == "expected 2 or 3 frames, got 4"
+    assert decode_error_text([*frames, b"b"]) == "expected 2 or 3 frames, got 4"
