@@ -78,6 +78,8 @@ class BrokerConnection:
         """Connect, if this process has not yet (a forked child gets its own sockets)."""
         if self._calls is not None and self._pid == os.getpid():
             return
+        if self._pid not in (None, os.getpid()):  # a forked child: its parent's unsent
+            self.reports = OutcomeReports()  # outcomes are the parent's to report, not ours
         self._pid = os.getpid()
         self._pending.clear()  # calls of a parent process are not ours to answer
         self._requests.clear()

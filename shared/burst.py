@@ -6,7 +6,7 @@ One message each would cost every call a send here and a receive at the broker, 
 system call and a wake-up of ZeroMQ's I/O thread (12-50 µs apiece on a small VM). So the
 first item of an iteration goes out at once, alone (a lone caller waits for nothing),
 and the items after it in the same iteration go out together as one coalesced message
-(shared/protocol.py, REQUESTS or RESULTS) once the hub has run everything that was ready.
+(shared/protocol, REQUESTS or RESULTS) once the hub has run everything that was ready.
 """
 
 from __future__ import annotations

@@ -125,8 +125,8 @@ def test_a_call_after_close_opens_the_broker_again(client):
     assert [event for event, _ in _taken(client)["Noop"]] == ["SUCCESS", "SUCCESS"]
 
 
-def test_a_forked_child_opens_its_own_connection(client):
-    Noop().execute(client)  # opened in this process
+def test_a_forked_child_opens_its_own_connection_and_reports_only_its_own_outcomes(client):
+    Noop().execute(client)  # opened in this process; its outcome waits for the next report
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's result travels through the pipe
@@ -134,7 +134,9 @@ def test_a_forked_child_opens_its_own_connection(client):
         try:
             Noop().execute(client)
             connection = client.connection
-            if connection._pid == os.getpid() and connection._calls is not None:
+            own_outcomes = connection.reports.take()  # the child's one call, not its parent's too
+            if connection._pid == os.getpid() and connection._calls is not None and own_outcomes == {
+                    "Noop": [["SUCCESS", own_outcomes["Noop"][0][1]]]}:
                 status = 0
         finally:
             os.write(write_end, bytes([status]))
