@@ -10,25 +10,10 @@ connection needs to call it down (``BROKER_SILENT_S``).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from api.connection import BrokerConnection
 from shared.config import Config
-
-#: Forks between the first process and this one: a process's count is above any count it
-#: inherited, so a set opened before a fork is known as not open in the child without
-#: ``os.getpid()`` (a system call, about half a microsecond where system calls are
-#: trapped, as on a small VM) on every semaphore call. Unlike a pid it is never reused.
-_forks = 0
-
-
-def _count_fork() -> None:
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_count_fork)
 
 
 class BrokerSet:
@@ -44,30 +29,19 @@ class BrokerSet:
             for index, (endpoints, server_key) in enumerate(links)
         ]
         self._several = several
-        #: ``_forks`` of the process that opened every connection (a forked child has no
-        #: sockets of its own yet); None while not open
-        self._opened_after_forks: int | None = None
 
     def open(self) -> None:
-        """Connect every broker, if this process has not yet: a cheap no-op after the first
-        call. Connections are opened and closed only through this set (and ``choose``,
-        whose own ``open()`` is a no-op here then)."""
-        if self._opened_after_forks == _forks:
-            return
+        """Connect every broker, if this process has not yet: a cheap no-op after that."""
         for connection in self.connections:
             connection.open()
-        self._opened_after_forks = _forks
 
     def close(self) -> None:
-        self._opened_after_forks = None
         for connection in self.connections:
             connection.close()
 
     @property
     def primary(self) -> BrokerConnection:
         """The first broker that is heard: semaphore commands' breakers and reports."""
-        if not self._several:  # the only one, heard or not: no walk on every semaphore call
-            return self.connections[0]
         for connection in self.connections:
             if not connection.broker_down:
                 return connection
@@ -84,8 +58,8 @@ class BrokerSet:
     def choose(self, command_key: str, pool: str) -> tuple[BrokerConnection | None, str]:
         """The broker for one call, or None and why none will do."""
         if not self._several:
-            self.open()
             connection = self.connections[0]
+            connection.open()
             if connection.broker_down:
                 return None, "the broker is unreachable"
             if connection.breakers.short_circuits(command_key):

@@ -48,9 +48,7 @@ class Client:
         self.brokers = BrokerSet(config, self._apply_overrides)
         #: this host's broker (the only one unless ``[brokers.NAME]`` lists more)
         self.connection = self.brokers.connections[0]
-        #: the only broker, when there is one: semaphore calls reach its breakers and its
-        #: reports through this attribute, not a walk over the set (``primary``) per call.
-        #: None with several: each call takes the first heard.
+        #: the only broker, when there is one (see :attr:`_primary`); None with several
         self._sole_broker: BrokerConnection | None = self.connection if len(self.brokers.connections) == 1 else None
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         #: command class -> (semaphore_max, timeout_s): one look-up per semaphore call
@@ -85,14 +83,20 @@ class Client:
         return self.brokers.all_down
 
     @property
+    def _primary(self) -> BrokerConnection:
+        """The broker of semaphore commands' breakers and reports: the only one, without a
+        walk over the set on every call, or the first heard of several."""
+        return self._sole_broker or self.brokers.primary
+
+    @property
     def breakers(self) -> BreakerView:
         """Breakers as the first broker heard publishes them."""
-        return (self._sole_broker or self.brokers.primary).breakers
+        return self._primary.breakers
 
     @property
     def _reports(self) -> OutcomeReports:
         """Where outcomes the broker did not see wait for the next report: the first broker heard."""
-        return (self._sole_broker or self.brokers.primary).reports
+        return self._primary.reports
 
     def setting(self, command_class: type[Command], name: str) -> Any:
         """A per-command setting: config section, class attribute, [defaults], built-in."""
@@ -168,7 +172,7 @@ class Client:
         if context is not None:
             context.record(command.key, events, latency_ms)
         if command.dependency is None and events:
-            (self._sole_broker or self.brokers.primary).reports.add(command.key, events[0], latency_ms)
+            self._primary.reports.add(command.key, events[0], latency_ms)
         if len(events) > 1:  # most calls have one event: no copy of the list to loop over
             for event in events[1:]:
                 self._reports.add(command.key, event)
@@ -258,7 +262,7 @@ class Client:
         first = members[0].command
         connection, _ = self.brokers.choose(first.key, first.dependency)
         if connection is None:  # its members were admitted a moment ago: try the first heard
-            connection = self.brokers.primary
+            connection = self._primary
         payload = protocol.pack_batch(list(index_by_payload))
         call_id, waiter = connection.send_call(lambda call_id: protocol.batch_request(
             call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)), payload), first.dependency)
@@ -284,9 +288,10 @@ class Client:
         Unlike Hystrix's semaphore isolation (#835, #1345) the timeout frees the caller:
         it is raised into run() at the deadline.
         """
-        self.brokers.open()  # reports and breaker news travel on it
+        primary = self._primary
+        primary.open()  # its breaker news decides, and its reports carry the outcome
         key = command.key
-        if (self._sole_broker or self.brokers.primary).breakers.short_circuits(key):
+        if primary.breakers.short_circuits(key):
             raise self._short_circuit(command, "the breaker is OPEN")
         semaphore_max, timeout_s = self._settings_to_run_here(type(command))
         if not self._semaphores.try_acquire(key, semaphore_max):

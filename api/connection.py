@@ -31,6 +31,20 @@ from shared.transport import make_socket
 
 log = get_logger("api.connection")
 
+#: Forks between the first process and this one: a process's count is above any count it
+#: inherited, so a connection opened before a fork is known as not this process's
+#: without ``os.getpid()`` (a system call, about half a microsecond on a small VM) on
+#: every call, as every call opens its connection. Unlike a pid it is never reused.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 #: A broker not heard from for this long is down: calls fail fast until it is back.
 BROKER_SILENT_S = 0.75
 #: How often the watcher checks the broker is heard, and sends outcome reports.
@@ -66,7 +80,8 @@ class BrokerConnection:
         self._calls: OwnedSocket | None = None
         self._state: OwnedSocket | None = None
         self._watcher: gevent.Greenlet | None = None
-        self._pid: int | None = None
+        #: ``_forks`` of the process that opened the sockets; None before the first open
+        self._opened_after_forks: int | None = None
         self._heard_s = 0.0
         self._connected_s = 0.0
 
@@ -76,11 +91,11 @@ class BrokerConnection:
 
     def open(self) -> None:
         """Connect, if this process has not yet (a forked child gets its own sockets)."""
-        if self._calls is not None and self._pid == os.getpid():
+        if self._calls is not None and self._opened_after_forks == _forks:
             return
-        if self._pid not in (None, os.getpid()):  # a forked child: its parent's unsent
-            self.reports = OutcomeReports()  # outcomes are the parent's to report, not ours
-        self._pid = os.getpid()
+        if self._opened_after_forks not in (None, _forks):  # a forked child: its parent's
+            self.reports = OutcomeReports()  # unsent outcomes are the parent's to report
+        self._opened_after_forks = _forks
         self._pending.clear()  # calls of a parent process are not ours to answer
         self._requests.clear()
         self._connect()
@@ -139,7 +154,7 @@ class BrokerConnection:
     def send_call(self, frames_for: Callable[[int], list[bytes]], pool: str = "") -> tuple[int, AsyncResult]:
         """Send the message ``frames_for(call_id)`` now; the waiter gets its Reply."""
         call_id, waiter = self._expect_reply(pool)
-        self._send(frames_for(call_id))
+        self._requests.send_after(frames_for(call_id))
         return call_id, waiter
 
     def _expect_reply(self, pool: str) -> tuple[int, AsyncResult]:
@@ -150,11 +165,6 @@ class BrokerConnection:
             self._pool_of_call[call_id] = pool
             self._out_by_pool[pool] = self._out_by_pool.get(pool, 0) + 1
         return call_id, waiter
-
-    def _send(self, frames: list[bytes]) -> None:
-        """Send any other message after the requests held so far, in the order made."""
-        self._requests.flush()
-        self._send_now(frames)
 
     def _send_now(self, frames: list[bytes]) -> None:
         if self._calls is not None:  # else closed meanwhile: its callers time out and fall back
@@ -172,7 +182,7 @@ class BrokerConnection:
             self._out_by_pool[pool] -= 1
 
     def close(self) -> None:
-        if self._pid == os.getpid():
+        if self._opened_after_forks == _forks:  # else a parent's sockets: not ours to close
             for owned in (self._calls, self._state):
                 if owned is not None:
                     owned.close()
@@ -257,7 +267,7 @@ class BrokerConnection:
     def _send_reports(self) -> None:
         outcomes = self.reports.take()
         if outcomes and not self.broker_down and self._calls is not None:
-            self._send(protocol.report(outcomes))
+            self._requests.send_after(protocol.report(outcomes))
         if self.reports.dropped:
             log.warning("outcome_reports_dropped", count=self.reports.dropped)
             self.reports.dropped = 0

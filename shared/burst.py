@@ -25,7 +25,7 @@ class Burst:
 
     def __init__(self, send: Callable[[list[bytes]], None], encode_one: Callable[..., list[bytes]],
                  encode_many: Callable[[list[protocol.Item]], list[list[bytes]]]) -> None:
-        self.send = send
+        self._send = send
         self._encode_one = encode_one
         self._encode_many = encode_many
         self._held: list[protocol.Item] = []
@@ -37,16 +37,21 @@ class Burst:
             return
         self._open = True
         gevent.get_hub().loop.run_callback(self.flush)
-        self.send(self._encode_one(*item))
+        self._send(self._encode_one(*item))
 
     def flush(self) -> None:
-        """Send what is held, now: at the end of the iteration, and before any other
-        message, so the peer sees everything in the order it was made."""
+        """Send what is held, now (at the end of the iteration)."""
         self._open = False
         if self._held:
             held, self._held = self._held, []
             for frames in self._encode_many(held):
-                self.send(frames)
+                self._send(frames)
+
+    def send_after(self, frames: list[bytes]) -> None:
+        """Send another message through the same ``send``, after what is held: the peer
+        sees everything in the order it was made (no result behind a GOODBYE, say)."""
+        self.flush()
+        self._send(frames)
 
     def clear(self) -> None:
         """Forget what is held (a forked child: its parent's items are not its own)."""

@@ -96,7 +96,7 @@ class Worker:
         self._drain_requested.wait()
         self._drain()
         heartbeat.kill()
-        self._send(protocol.signal(protocol.Kind.GOODBYE))  # after every result held
+        self._results.send_after(protocol.signal(protocol.Kind.GOODBYE))  # after every result held
         gevent.sleep(0)  # let the owner greenlet hand the goodbye to ZeroMQ
         self._socket.close(linger_ms=GOODBYE_LINGER_MS)
         log.info("worker_stopped", dependency=self.dependency, exit_code=self._exit_code,
@@ -131,8 +131,8 @@ class Worker:
 
     def _register(self) -> None:
         settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
-        self._send(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
-                                         tuple(self._running)))
+        self._results.send_after(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
+                                                tuple(self._running)))
         log.info("worker_registering", dependency=self.dependency, slots=self.slots,
                  commands=sorted(self.commands), broker=self.config.endpoints["back"])
 
@@ -140,7 +140,7 @@ class Worker:
         """Take no new work, finish what is held; every call ends by its deadline."""
         log.info("worker_draining", dependency=self.dependency, holding=len(self._running))
         self._draining = True
-        self._send(protocol.signal(protocol.Kind.DRAINING))
+        self._results.send_after(protocol.signal(protocol.Kind.DRAINING))
         # Calls the broker sent before it read DRAINING arrive before its DRAIN_ACK.
         if not self._drain_acked.wait(LIVENESS_INTERVALS * self.heartbeat_s):
             log.warning("drain_not_acknowledged", dependency=self.dependency)
@@ -149,7 +149,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while True:
             gevent.sleep(self.heartbeat_s)
-            self._send(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
+            self._results.send_after(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
             if self.clock() - self._broker_seen_s > LIVENESS_INTERVALS * self.heartbeat_s:
                 silent_s = self.clock() - self._broker_heard_s
                 remake = silent_s > RECONNECT_INTERVALS * self.heartbeat_s and not self._draining
@@ -232,12 +232,6 @@ class Worker:
                 self._idle.set()
         self.calls_served += 1
         self._check_hygiene()
-
-    def _send(self, frames: list[bytes]) -> None:
-        """Send any other message after the results held so far: the broker sees them in
-        the order they happened (no result behind a DRAINING or GOODBYE)."""
-        self._results.flush()
-        self._socket.send(frames)
 
     def _check_hygiene(self) -> None:
         """Recycle after max_calls calls or over max_rss_mb, as Celery's workers do."""

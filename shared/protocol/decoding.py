@@ -13,11 +13,12 @@ from shared.protocol.fields import (
 )
 from shared.protocol.messages import (
     MAX_BATCH, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
-    MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, _ITEM_FIELDS, Batch, BatchRequest, BreakerChange, Call, Calls, Chaos, Collapsible,
-    Control, ControlReply, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests, Request,
-    Result, Results, Signal, Snapshot, Stats,
+    MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, Batch, BatchRequest, BreakerChange, Call, Calls, Chaos,
+    Collapsible, Control, ControlReply, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests,
+    Request, Result, Results, Signal, Snapshot, Stats,
 )
 from shared.protocol.values import decode_value
+
 
 def decode(frames: list[bytes]) -> Message:
     """Validate and decode one message; :class:`ProtocolError` says what is wrong."""
@@ -41,10 +42,10 @@ def decode(frames: list[bytes]) -> Message:
         raise ProtocolError(f"unknown message kind {header[0]!r:.50}")
     fields = header[1:]
     payload = frames[2] if len(frames) == 3 else None
-    item_kind = _ITEM_KIND.get(kind)
+    coalesced = _COALESCED.get(kind)
     try:
-        if item_kind is not None:
-            return _COALESCED_CLASS[kind](_decode_items(item_kind, fields, payload))
+        if coalesced is not None:
+            return coalesced[2](_decode_items(coalesced[0], coalesced[1], fields, payload))
         return _DECODERS[kind](kind, fields, payload)
     except ProtocolError as exc:
         raise ProtocolError(f"{kind.name}: {exc}") from None
@@ -154,11 +155,11 @@ def _decode_result(kind: Kind, fields: list[Any], payload: bytes | None) -> Resu
     return Result(*_outcome_fields(fields, payload, WORKER_OUTCOMES))
 
 
-def _decode_items(kind: Kind, fields: list[Any], payloads: bytes | None) -> tuple[Any, ...]:
+def _decode_items(kind: Kind, field_count: int, fields: list[Any], payloads: bytes | None) -> tuple[Any, ...]:
     """The ``kind`` messages a coalesced one carries, each checked as if it came alone:
     2 to MAX_COALESCED of them, each one's fields then its payload's length; the lengths
     must add up to the payload frame, at most MAX_PAYLOAD_BYTES."""
-    per_item = _ITEM_FIELDS[kind] + 1
+    per_item = field_count + 1
     count, left_over = divmod(len(fields), per_item)
     if left_over:
         raise ProtocolError(f"expected {per_item} fields per item ({per_item - 1} and the payload's length), "
@@ -312,8 +313,11 @@ _DECODERS = {
     Kind.METRICS: _decode_metrics,
 }
 
-#: Coalesced kinds: the kind of each item they carry, and the message class they decode to.
-_ITEM_KIND = {Kind.REQUESTS: Kind.REQUEST, Kind.CALLS: Kind.CALL, Kind.REPLIES: Kind.REPLY,
-              Kind.RESULTS: Kind.RESULT}
-_COALESCED_CLASS: dict[Kind, Callable[[tuple[Any, ...]], Message]] = {
-    Kind.REQUESTS: Requests, Kind.CALLS: Calls, Kind.REPLIES: Replies, Kind.RESULTS: Results}
+#: Coalesced kinds: the kind of each item they carry, its header fields (without the
+#: payload's length), and the message class they decode to.
+_COALESCED: dict[Kind, tuple[Kind, int, Callable[[tuple[Any, ...]], Message]]] = {
+    Kind.REQUESTS: (Kind.REQUEST, 4, Requests),
+    Kind.CALLS: (Kind.CALL, 3, Calls),
+    Kind.REPLIES: (Kind.REPLY, 3, Replies),
+    Kind.RESULTS: (Kind.RESULT, 3, Results),
+}

@@ -8,10 +8,11 @@ import msgpack
 
 from shared.events import Event
 from shared.protocol.messages import (
-    COALESCE_ITEMS, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, METRICS_TOPIC, PROTOCOL, STATE_TOPIC, _ITEM_FIELDS,
-    _SIGNAL_KINDS, Item, Kind,
+    COALESCE_ITEMS, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, METRICS_TOPIC, PROTOCOL, STATE_TOPIC, _SIGNAL_KINDS, Item,
+    Kind,
 )
 from shared.protocol.values import encode_value
+
 
 #: One packer for every header: ``msgpack.packb`` builds a new Packer per call, which
 #: costs more than packing a header. Safe to share between greenlets and threads: a
@@ -93,7 +94,7 @@ def _coalesced(items: list[Item], single: Kind, many: Kind) -> list[list[bytes]]
     COALESCE_ITEMS items, a header over MAX_HEADER_BYTES or payloads over
     MAX_PAYLOAD_BYTES in all; one item always fits (it fits as a plain message)."""
     if len(items) == 1:  # the common case at low load
-        return [_frames([single, *items[0][:-1]], items[0][-1])]
+        return [_coalesced_message(items, [], single, many)]
     messages = []
     group: list[Item] = []
     packed: list[bytes] = []
@@ -119,8 +120,8 @@ def _coalesced(items: list[Item], single: Kind, many: Kind) -> list[list[bytes]]
 def _coalesced_message(group: list[Item], packed: list[bytes], single: Kind, many: Kind) -> list[bytes]:
     if len(group) == 1:
         return _frames([single, *group[0][:-1]], group[0][-1])
-    header = b"".join((_header_packer.pack_array_header(1 + (_ITEM_FIELDS[single] + 1) * len(group)),
-                       _header_packer.pack(many), *packed))
+    fields = sum(map(len, group))  # each item's fields less its payload, plus the payload's length
+    header = b"".join((_header_packer.pack_array_header(1 + fields), _header_packer.pack(many), *packed))
     return [PROTOCOL, header, b"".join([item[-1] for item in group])]
 
 

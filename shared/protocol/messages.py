@@ -235,6 +235,3 @@ _SIGNAL_KINDS = frozenset(
 #: reply's (call_id, outcome, execution_ms, payload).
 Item = tuple[Any, ...]
 
-
-#: Header fields of one item of each kind that may be coalesced.
-_ITEM_FIELDS = {Kind.REQUEST: 4, Kind.CALL: 3, Kind.REPLY: 3, Kind.RESULT: 3}

@@ -13,6 +13,7 @@ from shared.events import WORKER_OUTCOMES, Event
 from shared.protocol.fields import _SCALAR_TYPES, _outcome
 from shared.protocol.messages import MAX_BATCH, MAX_PAYLOAD_BYTES, ProtocolError
 
+
 def encode_value(value: Any) -> bytes:
     """msgpack ``value``; a TypeError names the first type msgpack cannot carry."""
     try:

@@ -78,7 +78,10 @@ def stand_in(tmp_path: Path) -> Iterator[StandIn]:
 def client(stand_in: StandIn, tmp_path: Path) -> Iterator[Client]:
     client = Client(parse({"run_dir": "run", "endpoints": stand_in.endpoints}, tmp_path))
     client.brokers.open()
-    gevent.sleep(3 * BEAT_S)  # heard: not "unreachable"
+    opened_s = client.connection._heard_s  # open() counts as heard; a beat after it means subscribed
+    with gevent.Timeout(5, AssertionError("the client never heard the stand-in's beat")):
+        while client.connection._heard_s == opened_s:
+            gevent.sleep(BEAT_S / 5)
     yield client
     client.close()
 

@@ -71,6 +71,17 @@ def test_flush_sends_what_is_held_at_once_so_another_message_can_follow_in_order
     assert len(sent) == 2
 
 
+def test_another_message_goes_after_what_is_held():
+    burst, sent = make_burst()
+    for item in results(3):
+        burst.add(item)
+
+    burst.send_after(protocol.signal(protocol.Kind.GOODBYE))
+
+    assert [type(message) for message in sent] == [protocol.Result, protocol.Results, protocol.Signal]
+    assert [result.call_id for result in sent[1].items] == [2, 3]
+
+
 def test_clear_forgets_what_is_held():
     burst, sent = make_burst()
     for item in results(3):
