@@ -1,7 +1,7 @@
 """The client stub: how a caller's commands reach the broker and come back.
 
 One DEALER socket per process, owned by one greenlet (:class:`OwnedSocket`); any number
-of caller greenlets hand it requests and wait on their own :class:`AsyncResult` with the
+of caller greenlets hand it requests and wait on their own :class:`ReplyWaiter` with the
 command's timeout, so a caller is back within ``timeout_s`` whatever the broker or the
 workers do. Failures turn into the command's ``fallback()`` here, in the caller.
 """
@@ -23,6 +23,7 @@ from api.errors import (ERROR_FOR_FAILURE, BadRequest, CommandError, CommandFail
 from api.breakers import BreakerView
 from api.brokers import BrokerSet
 from api.connection import BrokerConnection
+from api.reply_waiter import ReplyWaiter
 from api.reports import OutcomeReports
 from api.limits import InFlightLimits
 from shared import protocol
@@ -224,7 +225,7 @@ class Client:
         return _value_of(command, reply)
 
     def _send(self, connection: BrokerConnection, encode: Any, command: Command, timeout_s: float,
-              *extra: Any) -> tuple[int, AsyncResult]:
+              *extra: Any) -> tuple[int, ReplyWaiter]:
         """Send one call; its waiter gets the Reply."""
         timeout_ms = max(1, int(timeout_s * 1000))
         return connection.send_call(lambda call_id: encode(

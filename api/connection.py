@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import gevent
 import zmq
-from gevent.event import AsyncResult
 
 from api.breakers import BreakerView
+from api.reply_waiter import ReplyWaiter
 from api.reports import OutcomeReports
 from shared import protocol
 from shared.burst import Burst
@@ -73,7 +73,7 @@ class BrokerConnection:
         self.reports = OutcomeReports()
         self.broker_down = False
         self.overrides: dict[str, Any] = {}
-        self._pending: dict[int, AsyncResult] = {}
+        self._pending: dict[int, ReplyWaiter] = {}
         #: REQUEST items (call_id, command, dependency, timeout_ms, payload) on their way
         self._requests = Burst(self._send_now, protocol.request, protocol.requests)
         self._call_ids = itertools.count(1)
@@ -144,22 +144,22 @@ class BrokerConnection:
             return -1
         return self._room_by_pool[pool] - (self._out_by_pool.get(pool, 0) - self._out_at_snapshot.get(pool, 0))
 
-    def send_request(self, command: str, dependency: str, timeout_ms: int, payload: bytes) -> tuple[int, AsyncResult]:
+    def send_request(self, command: str, dependency: str, timeout_ms: int, payload: bytes) -> tuple[int, ReplyWaiter]:
         """Send a REQUEST; the waiter gets its Reply. A burst of callers' requests goes
         out as two messages, not one each (shared/burst.py)."""
         call_id, waiter = self._expect_reply(dependency)
         self._requests.add((call_id, command, dependency, timeout_ms, payload))
         return call_id, waiter
 
-    def send_call(self, frames_for: Callable[[int], list[bytes]], pool: str = "") -> tuple[int, AsyncResult]:
+    def send_call(self, frames_for: Callable[[int], list[bytes]], pool: str = "") -> tuple[int, ReplyWaiter]:
         """Send the message ``frames_for(call_id)`` now; the waiter gets its Reply."""
         call_id, waiter = self._expect_reply(pool)
         self._requests.send_after(frames_for(call_id))
         return call_id, waiter
 
-    def _expect_reply(self, pool: str) -> tuple[int, AsyncResult]:
+    def _expect_reply(self, pool: str) -> tuple[int, ReplyWaiter]:
         call_id = next(self._call_ids)
-        waiter = AsyncResult()
+        waiter = ReplyWaiter()
         self._pending[call_id] = waiter
         if self._track_capacity:
             self._pool_of_call[call_id] = pool

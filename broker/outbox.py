@@ -29,6 +29,8 @@ class Outbox:
         self._calls: dict[bytes, list[protocol.Item]] = {}
         #: items held in all
         self.held = 0
+        #: the sockets sent on since take_sent_on() (the loop asks them for messages)
+        self._sent_on: set[zmq.Socket] = set()
 
     def reply(self, caller: bytes, item: protocol.Item) -> None:
         self._hold(self._replies, caller, item)
@@ -53,6 +55,7 @@ class Outbox:
             self.held -= len(held)
             self._send(self._back, worker, protocol.calls(held))
         send_frames(self._back, [worker, *frames])
+        self._sent_on.add(self._back)
 
     def forget_worker(self, worker: bytes) -> None:
         """A worker removed: the calls held for it were answered WORKER_LOST, not sent."""
@@ -69,7 +72,11 @@ class Outbox:
             for caller, items in held.items():
                 self._send(self._front, caller, protocol.replies(items))
 
-    @staticmethod
-    def _send(sock: zmq.Socket, peer: bytes, messages: list[list[bytes]]) -> None:
+    def take_sent_on(self) -> set[zmq.Socket]:
+        sent_on, self._sent_on = self._sent_on, set()
+        return sent_on
+
+    def _send(self, sock: zmq.Socket, peer: bytes, messages: list[list[bytes]]) -> None:
+        self._sent_on.add(sock)
         for frames in messages:
             send_frames(sock, [peer, *frames])

@@ -24,6 +24,7 @@ from broker.bounded import TrimLog, published_state
 from broker.metrics import METRICS_INTERVAL_S, broker_identity
 from broker.outbox import Outbox
 from broker.pool import Pool, WorkerRecord
+from broker.ready_sockets import ReadySockets
 from broker.zap import CurveGate
 from broker.call_log import CallLog
 from shared import protocol
@@ -46,7 +47,9 @@ BUDGET_CHECK_EVERY = 16
 LIVENESS_INTERVALS = 3
 #: How often every non-closed breaker and runtime setting is published to fronts.
 SNAPSHOT_INTERVAL_S = 1.0
-_NOBLOCK = int(zmq.NOBLOCK)  # an int, not pyzmq's IntFlag: no enum arithmetic per message
+_NOBLOCK = int(zmq.NOBLOCK)  # ints, not pyzmq's IntFlags: no enum arithmetic per message
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 #: How often fronts hear the broker is alive (they call it down after a few silent beats).
 FRONT_BEAT_S = 0.25
 
@@ -115,50 +118,54 @@ class Broker:
         self._running = False
 
     def _loop(self) -> None:
-        poller = zmq.Poller()
-        handlers = {self.back: self._on_back, self.front: self._on_front, self.control: self._on_control}
-        watched = {}
+        #: each socket's reader; True if it left messages for the next turn
+        drains: dict[zmq.Socket, Callable[[zmq.Socket], bool | None]] = {
+            self.back: lambda sock: self._receive(sock, self._on_back),
+            self.front: lambda sock: self._receive(sock, self._on_front),
+            self.control: lambda sock: self._receive(sock, self._on_control),
+        }
         if self.gate is not None:
-            handlers[self.gate.socket] = lambda frames: None
+            drains[self.gate.socket] = lambda sock: self._drain_with(sock, self.gate.handle)
             for name, sock in (("front", self.front), ("back", self.back), ("control", self.control),
                                ("events", self.events)):
                 if needs_curve(self.config.endpoints[name]):
-                    watched[self.gate.watch(sock, name)] = name
-        for sock in [*handlers, *watched]:
-            poller.register(sock, zmq.POLLIN)
+                    drains[self.gate.watch(sock, name)] = (
+                        lambda monitor, name=name: self.gate.handle_monitor(monitor, name))
+        ready_sockets = self._ready_sockets = ReadySockets(list(drains))
         self._running = True
-        while self._running:
-            try:
-                ready = poller.poll(self._poll_timeout_ms())
-            except zmq.ZMQError as exc:
-                if exc.errno == zmq.EINTR:
-                    continue
-                raise
-            for sock, _ in ready:
-                if self.gate is not None and sock is self.gate.socket:
-                    self.gate.handle()
-                elif sock in watched:
-                    self.gate.handle_monitor(sock, watched[sock])
-                else:
-                    self._receive(sock, handlers[sock])
+        try:
+            while self._running:
+                for sock in ready_sockets.wait(self._poll_timeout_ms()):
+                    if drains[sock](sock):
+                        ready_sockets.hold(sock)
                     self.outbox.flush()
-            for open_batch in self.batcher.due():
-                self._submit_batch(open_batch)
-            now_s = self.clock()
-            self._expire(now_s)
-            if now_s >= self._next_liveness_check_s:
-                self._check_liveness(now_s)
-            if now_s >= self._next_snapshot_s:
-                self._publish_snapshot(now_s)
-            if now_s >= self._next_front_beat_s:
-                self._next_front_beat_s = now_s + FRONT_BEAT_S
-                send_frames(self.events, protocol.STATE_HEARTBEAT)
-            if now_s >= self._next_metrics_s:
-                self._next_metrics_s = now_s + METRICS_INTERVAL_S
-                send_frames(self.events, bounded.metrics(self, self._identity, self._trim_log))
-                self.call_log.rejections.flush()
-            self.outbox.flush()
+                for open_batch in self.batcher.due():
+                    self._submit_batch(open_batch)
+                now_s = self.clock()
+                self._expire(now_s)
+                if now_s >= self._next_liveness_check_s:
+                    self._check_liveness(now_s)
+                if now_s >= self._next_snapshot_s:
+                    self._publish_snapshot(now_s)
+                if now_s >= self._next_front_beat_s:
+                    self._next_front_beat_s = now_s + FRONT_BEAT_S
+                    send_frames(self.events, protocol.STATE_HEARTBEAT)
+                if now_s >= self._next_metrics_s:
+                    self._next_metrics_s = now_s + METRICS_INTERVAL_S
+                    send_frames(self.events, bounded.metrics(self, self._identity, self._trim_log))
+                    self.call_log.rejections.flush()
+                self.outbox.flush()
+                ready_sockets.ask(self.outbox.take_sent_on())
+        finally:
+            ready_sockets.close()
         self.outbox.flush()  # stopped mid-turn (a signal): what was answered still goes out
+
+    @staticmethod
+    def _drain_with(sock: zmq.Socket, handle: Callable[[], None]) -> None:
+        """``handle()`` reads until its socket is empty, but its own sends may take in the
+        signal of a message come meanwhile: asked again until the socket holds none."""
+        while ReadySockets.holds_message(sock):
+            handle()
 
     def _poll_timeout_ms(self) -> int:
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s,
@@ -168,20 +175,20 @@ class Broker:
                 wake_s = soonest_s
         return max(0, int((wake_s - self.clock()) * 1000) + 1)
 
-    def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> None:
+    def _receive(self, sock: zmq.Socket, handler: Callable[[list[bytes]], None]) -> bool:
         """Handle what ``sock`` holds: at most RECEIVE_BATCH messages or RECEIVE_BUDGET_S
-        of work, whichever comes first; the rest waits for the next turn (poll says so)."""
+        of work, whichever comes first; True if it stopped with messages left, which wait
+        for the next turn."""
         stop_s = self.clock() + RECEIVE_BUDGET_S
         for count in range(1, RECEIVE_BATCH + 1):
-            try:
-                frames = recv_frames(sock, _NOBLOCK)
-            except zmq.Again:
-                return
-            handler(frames)
+            if not sock.getsockopt(_EVENTS) & _POLLIN:  # asked, not a failed receive: no exception
+                return False
+            handler(recv_frames(sock, _NOBLOCK))
             if self.outbox.held >= protocol.COALESCE_ITEMS:
                 self.outbox.flush()  # one message's worth: send it while the next ones are read
             if count % BUDGET_CHECK_EVERY == 0 and self.clock() > stop_s:
-                return
+                return True
+        return True
 
     # -- callers -------------------------------------------------------------------------
 
@@ -507,7 +514,8 @@ class Broker:
         if any(worker.last_seen_s < silent_after_s for worker in self.workers.values()):
             # The loop may have been held up (a flood on another socket): read what the
             # workers sent meanwhile before taking its own lateness for their silence.
-            self._receive(self.back, self._on_back)
+            if self._receive(self.back, self._on_back):
+                self._ready_sockets.hold(self.back)
         for identity, worker in list(self.workers.items()):
             if worker.last_seen_s < silent_after_s:
                 self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
