@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import gevent
 
+from api.call_timers import CallTimer
 from api.command import Command
 from api.errors import BadRequest
 from shared import protocol
@@ -39,12 +40,13 @@ def _message(exc: BaseException) -> str:
 def _under_deadline(run: Callable[[], Any], timeout_ms: int, what: str, started_s: float,
                     before_run: Callable[[], None]) -> Any:
     """``run()``'s value; raises _Failed for a timeout, a bad request or any exception."""
-    timer = gevent.Timeout.start_new(timeout_ms / 1000)
+    timer = CallTimer(gevent.get_hub().loop, max(timeout_ms, 1) / 1000)  # 0 ms: at once, as a Timeout(0)
+    timer.start()
     try:
         before_run()
         return run()
     except gevent.Timeout as exc:
-        if exc is not timer:  # the command's own gevent timeout escaped run(): its failure
+        if exc is not timer.thrown:  # the command's own gevent timeout escaped run(): its failure
             raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, _message(exc))) from None
         raise _Failed(_error(started_s, Event.TIMEOUT, "Timeout",
                              f"{what} was interrupted at its deadline ({timeout_ms} ms)")) from None

@@ -1,4 +1,4 @@
-"""The deadline of semaphore-isolated calls: timers reused call after call (api.client.CallTimer)
+"""The deadline of semaphore-isolated calls: timers reused call after call (api.call_timers.CallTimer)
 must still give each call its whole ``timeout_s``, fire once, and never be shared by two
 calls in flight. In-process: semaphore commands need no broker."""
 
@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from api import Command, CommandTimeout
-from api.client import MAX_IDLE_TIMERS, CallTimers
+from api.call_timers import MAX_IDLE_TIMERS, CallTimers
 
 TIMEOUT_MARGIN_S = 0.25
 

@@ -143,6 +143,15 @@ def test_run_blocking_past_its_deadline_is_interrupted_as_a_timeout():
     assert time.perf_counter() - started_s < 1.0
 
 
+def test_a_call_with_no_time_left_times_out_at_once_and_the_next_gets_its_whole_deadline():
+    outcome, _, payload = run(call_of("Hangs", timeout_ms=0))  # a peer may send 0 ms
+    assert outcome is Event.TIMEOUT
+    assert protocol.decode_error(payload) == ("Timeout", "Hangs was interrupted at its deadline (0 ms)")
+
+    outcome, execution_ms, _ = run(call_of("Hangs", timeout_ms=50))  # a timer of its own, not the last one's
+    assert outcome is Event.TIMEOUT and execution_ms >= 45
+
+
 def test_commands_own_gevent_timeout_is_a_failure_not_an_escape():
     outcome, _, payload = run(call_of("OwnTimeout"))
 
