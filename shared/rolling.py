@@ -195,9 +195,11 @@ class RollingMax:
         self._maxima = [0.0] * buckets
 
     def add(self, value: float) -> None:
-        for cleared in self._ring.advance():
-            self._maxima[cleared] = 0.0
-        current = self._ring.current
+        ring = self._ring
+        if ring.clock() - ring.current_start_s >= ring.bucket_s:  # else nothing expires: no generator made
+            for cleared in ring.advance():
+                self._maxima[cleared] = 0.0
+        current = ring.current
         if value > self._maxima[current]:
             self._maxima[current] = value
 
