@@ -174,7 +174,7 @@ class Client:
         if context is not None:
             context.record(command.key, events, latency_ms)
         if command.dependency is None and events:
-            self._primary.reports.add(command.key, events[0], latency_ms)
+            self._reports.add(command.key, events[0], latency_ms)
         if len(events) > 1:  # most calls have one event: no copy of the list to loop over
             for event in events[1:]:
                 self._reports.add(command.key, event)

@@ -22,8 +22,7 @@ import select
 
 import zmq
 
-_EVENTS = int(zmq.EVENTS)  # plain ints: pyzmq's IntFlag arithmetic costs microseconds
-_POLLIN = int(zmq.POLLIN)
+from shared.transport import holds_message
 
 
 class ReadySockets:
@@ -49,10 +48,6 @@ class ReadySockets:
         self._holding = set()
         return [sock for sock in self._sockets if sock in candidates]
 
-    @staticmethod
-    def holds_message(sock: zmq.Socket) -> bool:
-        return bool(sock.getsockopt(_EVENTS) & _POLLIN)
-
     def hold(self, sock: zmq.Socket) -> None:
         """``sock`` was left holding messages (its reader's budget ran out): read it
         again before waiting."""
@@ -63,7 +58,7 @@ class ReadySockets:
         sends may have taken. A socket read until it held nothing, and not sent on since,
         needs no asking: its descriptor fires for the next message."""
         for sock in sockets:
-            if sock.getsockopt(_EVENTS) & _POLLIN:
+            if holds_message(sock):
                 self._holding.add(sock)
 
     def close(self) -> None:

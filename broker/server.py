@@ -32,7 +32,7 @@ from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, en
 from shared.events import Event
 from shared.logging import get_logger
 from shared.security import needs_curve, secure_server
-from shared.transport import bind, context, make_socket, recv_frames, send_frames
+from shared.transport import bind, context, holds_message, make_socket, recv_frames, send_frames
 
 log = get_logger("broker")
 
@@ -47,9 +47,7 @@ BUDGET_CHECK_EVERY = 16
 LIVENESS_INTERVALS = 3
 #: How often every non-closed breaker and runtime setting is published to fronts.
 SNAPSHOT_INTERVAL_S = 1.0
-_NOBLOCK = int(zmq.NOBLOCK)  # ints, not pyzmq's IntFlags: no enum arithmetic per message
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)  # an int, not pyzmq's IntFlag: no enum arithmetic per message
 #: How often fronts hear the broker is alive (they call it down after a few silent beats).
 FRONT_BEAT_S = 0.25
 
@@ -164,7 +162,7 @@ class Broker:
     def _drain_with(sock: zmq.Socket, handle: Callable[[], None]) -> None:
         """``handle()`` reads until its socket is empty, but its own sends may take in the
         signal of a message come meanwhile: asked again until the socket holds none."""
-        while ReadySockets.holds_message(sock):
+        while holds_message(sock):
             handle()
 
     def _poll_timeout_ms(self) -> int:
@@ -181,7 +179,7 @@ class Broker:
         for the next turn."""
         stop_s = self.clock() + RECEIVE_BUDGET_S
         for count in range(1, RECEIVE_BATCH + 1):
-            if not sock.getsockopt(_EVENTS) & _POLLIN:  # asked, not a failed receive: no exception
+            if not holds_message(sock):
                 return False
             handler(recv_frames(sock, _NOBLOCK))
             if self.outbox.held >= protocol.COALESCE_ITEMS:

@@ -16,16 +16,14 @@ import gevent
 import gevent.event
 import zmq
 
-from shared.transport import is_closed_error, recv_frames, send_frames
+from shared.transport import holds_message, is_closed_error, recv_frames, send_frames
 
 Frames = list[bytes]
 
 #: Messages received in one go before the owner lets other greenlets run.
 RECEIVE_BATCH = 256
-# Plain ints: pyzmq's flags are IntFlag enums, and each ``&`` on them builds a new enum
+# A plain int: pyzmq's flags are IntFlag enums, and each ``|`` on them builds a new enum
 # member, a few microseconds a message on this path.
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 
 
@@ -75,7 +73,7 @@ class OwnedSocket:
             except zmq.Again:
                 pass  # full: the owner sends it when the FD says it can
             else:
-                if self._sock.getsockopt(_EVENTS) & _POLLIN:
+                if holds_message(self._sock):
                     self._wake.set()
                 return
         self._outbox.append(frames)
@@ -96,8 +94,10 @@ class OwnedSocket:
     def _on_readable(self) -> None:
         """The FD's edge, handled in the hub (``receive_in_hub``): what is ready is read
         and handed to ``on_message`` here, without a switch to the owner and back (about
-        15 µs a message on a small VM). So ``on_message`` must never block or switch:
-        set a result, put in a queue, send. The owner still does what may wait: sends
+        15 µs a message on a small VM). So ``on_message`` must never wait itself: it may
+        set a result, send, or switch to a greenlet (a caller given its reply, a worker's
+        slot given its call), which comes back here when it waits. The owner still does
+        what may wait: sends
         queued behind a full socket, and a flood past RECEIVE_BATCH, read a batch at a
         time with other greenlets let run in between."""
         if self._closed:
@@ -108,7 +108,7 @@ class OwnedSocket:
         sock = self._sock
         try:
             for _ in range(RECEIVE_BATCH):
-                if not sock.getsockopt(_EVENTS) & _POLLIN:
+                if not holds_message(sock):
                     return
                 self._on_message(recv_frames(sock, _NOBLOCK))
         except zmq.ZMQError as exc:
@@ -137,7 +137,7 @@ class OwnedSocket:
         received = 0
         while not self._closed:
             sent = self._flush() if self._outbox else False
-            if sock.getsockopt(_EVENTS) & _POLLIN:
+            if holds_message(sock):
                 self._on_message(recv_frames(sock, _NOBLOCK))
                 received += 1
                 if received % RECEIVE_BATCH == 0:

@@ -74,6 +74,20 @@ def is_closed_error(exc: zmq.ZMQError) -> bool:
 
 
 _SNDMORE = int(zmq.SNDMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+
+
+def holds_message(sock: zmq.Socket) -> bool:
+    """Whether ``sock`` holds a whole message to receive now (``ZMQ_EVENTS``).
+
+    Asked before a receive rather than catching ``zmq.Again`` from a failed one (an
+    exception per empty socket), and after a send: a ZeroMQ socket's descriptor is
+    edge-triggered, and any operation on the socket may take in the signal of a message
+    that came meanwhile. The option and flag are plain ints: pyzmq's IntFlag arithmetic
+    costs microseconds a message.
+    """
+    return bool(sock.getsockopt(_EVENTS) & _POLLIN)
 #: pyzmq's Python-level ``Socket.send`` only adds draft-API arguments (routing_id, group)
 #: before calling its compiled base class's; calling the base directly halves what a
 #: frame costs to send. Used only for sockets whose class keeps that ``send``.

@@ -90,9 +90,9 @@ class Worker:
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
+        self._connect()
         for _ in range(self.slots):
             gevent.spawn(self._slot)
-        self._connect()
         self.watchdog.start()
         self._register()
         for signum in (signal.SIGTERM, signal.SIGINT):

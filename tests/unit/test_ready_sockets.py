@@ -10,6 +10,7 @@ import pytest
 import zmq
 
 from broker.ready_sockets import ReadySockets
+from shared.transport import holds_message
 
 _names = itertools.count()
 
@@ -33,7 +34,7 @@ def pairs() -> Iterator[list[tuple[zmq.Socket, zmq.Socket]]]:
 
 def drain(sock: zmq.Socket) -> list[bytes]:
     messages = []
-    while ReadySockets.holds_message(sock):
+    while holds_message(sock):
         messages.append(sock.recv(zmq.NOBLOCK))
     return messages
 
@@ -88,8 +89,9 @@ def test_asking_after_sends_finds_a_message_whose_signal_a_send_took(pairs):
     ready = ReadySockets([receiver])
     ready.wait(0)
     sender.send(b"request")
-    time.sleep(0.01)
-    receiver.getsockopt(zmq.EVENTS)  # takes the signal in, as a send on the socket may
+    deadline_s = time.monotonic() + 5.0
+    while not holds_message(receiver):  # takes the signal in, as a send on the socket may
+        assert time.monotonic() < deadline_s, "the message never arrived"
 
     assert ready.wait(50) == []  # the descriptor has nothing to say now
     ready.ask({receiver})

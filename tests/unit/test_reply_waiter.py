@@ -4,6 +4,7 @@ it wakes the caller by a callback, and only if the caller still waits."""
 from __future__ import annotations
 
 import gevent
+import gevent.event
 import gevent.exceptions
 
 from api.reply_waiter import ReplyWaiter
@@ -58,6 +59,7 @@ def test_set_from_another_greenlet_wakes_the_caller_by_a_callback():
 def test_a_caller_whose_deadline_passed_is_not_woken_by_a_late_reply():
     waiter = ReplyWaiter()
     outcomes: list[str] = []
+    timed_out = gevent.event.Event()
 
     def caller() -> None:
         try:
@@ -65,11 +67,12 @@ def test_a_caller_whose_deadline_passed_is_not_woken_by_a_late_reply():
                 waiter.get()
         except gevent.Timeout:
             outcomes.append("timed out")
+        timed_out.set()
         gevent.sleep(0.05)  # waiting on something else when the reply comes
         outcomes.append("slept undisturbed")
 
     greenlet = gevent.spawn(caller)
-    gevent.sleep(0.02)
+    assert timed_out.wait(5.0)
     waiter.set("late")  # a callback is scheduled only for a caller that still waits
     in_hub(waiter.set, "later still")
     greenlet.join(1)
