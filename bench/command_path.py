@@ -24,10 +24,12 @@ import itertools
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
@@ -40,8 +42,7 @@ import zmq
 from api.client import Client
 from api.command import Command
 from api.testing import Cluster
-from measuring import (ROUND_DURATION_S, WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets,
-                       percentile)
+from measuring import WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets, percentile
 from noop_commands import FALLBACK_VALUE, Noop, SleepPastTimeout
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -49,9 +50,13 @@ REPRODUCE_COMMAND = ".venv/bin/python bench/command_path.py"
 
 #: Concurrent callers: greenlets for seawall, requests kept outstanding for the floor.
 CALLER_COUNTS = (1, 64)
-#: Rounds per caller count; floor and seawall alternate, so a burst of load from other
-#: processes on the machine hits both paths rather than one.
-MEASURE_ROUNDS = 3
+#: Rounds per caller count; floor and seawall alternate, and take turns going first, so
+#: a burst of load from other processes on the machine hits both paths rather than one.
+#: On a shared 2-core machine one round's ratio moves by a fifth from run to run: the
+#: report gives every round's ratio (median and range) beside the pooled one.
+MEASURE_ROUNDS = 6
+#: How long each round measures, after its warm-up.
+ROUND_S = 2.0
 #: Slots of each worker: every caller has a slot, so nothing waits in the queue.
 WORKER_SLOTS = 64
 #: Pool queue size: far above the callers, so nothing is rejected.
@@ -77,7 +82,8 @@ THROUGHPUT_TARGET_RATIO = 0.7
 def measure_seawall(client: Client, callers: int, command_class: type[Command] = Noop,
                     window: Window | None = None) -> Window:
     """One round: ``callers`` greenlets, each calling ``command_class().execute()`` in a loop."""
-    return measure_in_greenlets(lambda: command_class().execute(client=client), callers, window or Window())
+    return measure_in_greenlets(lambda: command_class().execute(client=client), callers,
+                                window or Window(duration_s=ROUND_S))
 
 
 def measure_floor(address: str, callers: int, window: Window | None = None, sleep_ms: float = 0.0) -> Window:
@@ -89,7 +95,7 @@ def measure_floor(address: str, callers: int, window: Window | None = None, slee
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, FLOOR_RECEIVE_TIMEOUT_MS)
     sock.connect(address)
-    window = window or Window()
+    window = window or Window(duration_s=ROUND_S)
     sent_s: dict[int, float] = {}
     call_ids = itertools.count()
     extra = [sleep_ms] if sleep_ms else []
@@ -219,17 +225,27 @@ def print_latency_table(results: dict[tuple[str, int], Result]) -> None:
         print(f"| {callers} | {path} | {result.p50_us:.0f} | {result.p99_us:.0f} | {result.calls_per_s:,.0f} |")
 
 
-def print_ratio_table(results: dict[tuple[str, int], Result]) -> None:
+def print_ratio_table(results: dict[tuple[str, int], Result], round_ratios: dict[int, list[RoundRatios]]) -> None:
     print(f"| callers | p50 seawall/floor | p99 seawall/floor | calls/s seawall/floor "
-          f"| p50 ≤ {P50_TARGET_RATIO}× | calls/s ≥ {THROUGHPUT_TARGET_RATIO}× |")
-    print("|---:|---:|---:|---:|---|---|")
+          f"| p50 ≤ {P50_TARGET_RATIO}× | calls/s ≥ {THROUGHPUT_TARGET_RATIO}× "
+          f"| p50 ratio per round: median (range) | calls/s ratio per round: median (range) |")
+    print("|---:|---:|---:|---:|---|---|---:|---:|")
     for callers in CALLER_COUNTS:
         seawall, floor = results[("seawall", callers)], results[("floor", callers)]
         p50_ratio = seawall.p50_us / floor.p50_us
         p99_ratio = seawall.p99_us / floor.p99_us
         throughput_ratio = seawall.calls_per_s / floor.calls_per_s
+        rounds = round_ratios[callers]
         print(f"| {callers} | {p50_ratio:.2f}× | {p99_ratio:.2f}× | {throughput_ratio:.2f}× "
-              f"| {verdict(p50_ratio <= P50_TARGET_RATIO)} | {verdict(throughput_ratio >= THROUGHPUT_TARGET_RATIO)} |")
+              f"| {verdict(p50_ratio <= P50_TARGET_RATIO)} | {verdict(throughput_ratio >= THROUGHPUT_TARGET_RATIO)} "
+              f"| {spread([ratios.p50 for ratios in rounds])} "
+              f"| {spread([ratios.calls_per_s for ratios in rounds])} |")
+
+
+def spread(values: list[float]) -> str:
+    """``median× (lowest–highest×)`` of per-round ratios."""
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):.2f}× ({ordered[0]:.2f}–{ordered[-1]:.2f}×)"
 
 
 def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
@@ -241,17 +257,17 @@ def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
               f"| {percentile(ordered_ms, 0.99):.2f} | {ordered_ms[-1]:.2f} |")
 
 
-def print_report(results: dict[tuple[str, int], Result], direct_call_us: float,
-                 margins_ms: dict[str, list[float]]) -> None:
+def print_report(results: dict[tuple[str, int], Result], round_ratios: dict[int, list[RoundRatios]],
+                 direct_call_us: float, margins_ms: dict[str, list[float]]) -> None:
     print()
-    print(f"Command path, no-op command: per row {MEASURE_ROUNDS} rounds of {ROUND_DURATION_S:g} s, "
-          f"each after {WARMUP_CALLS} warm-up calls; floor and seawall alternate:")
+    print(f"Command path, no-op command: per row {MEASURE_ROUNDS} rounds of {ROUND_S:g} s, "
+          f"each after {WARMUP_CALLS} warm-up calls; floor and seawall alternate, taking turns to go first:")
     print()
     print_latency_table(results)
     print()
     print(f"Targets: p50 ≤ {P50_TARGET_RATIO}× the floor, throughput ≥ {THROUGHPUT_TARGET_RATIO}× the floor:")
     print()
-    print_ratio_table(results)
+    print_ratio_table(results, round_ratios)
     print()
     print(f"Direct in-process call, Noop().run(): {direct_call_us:.2f} µs per call")
     print()
@@ -273,29 +289,48 @@ def machine_description() -> str:
 Measure = Callable[[int], Window]
 
 
-def measure_alternating(paths: dict[str, Measure], callers: int) -> dict[tuple[str, int], Result]:
-    """MEASURE_ROUNDS rounds of every path in turn, pooled per path."""
-    samples = {path: Samples() for path in paths}
+@dataclass(frozen=True)
+class RoundRatios:
+    """seawall/floor in one round, both paths measured back to back."""
+
+    p50: float
+    calls_per_s: float
+
+
+def measure_alternating(floor: Measure, seawall: Measure,
+                        callers: int) -> tuple[dict[tuple[str, int], Result], list[RoundRatios]]:
+    """MEASURE_ROUNDS rounds of both paths, the floor first in odd rounds: each path pooled
+    over its rounds, and each round's ratios."""
+    samples = {"floor": Samples(), "seawall": Samples()}
+    round_ratios = []
     for round_number in range(1, MEASURE_ROUNDS + 1):
         progress(f"{callers} caller(s), round {round_number} of {MEASURE_ROUNDS}")
-        for path, measure in paths.items():
-            samples[path].add(measure(callers))
-    return {(path, callers): pooled.result(path, callers) for path, pooled in samples.items()}
+        turns = [("floor", floor), ("seawall", seawall)]
+        results = {}
+        for path, measure in turns if round_number % 2 else reversed(turns):
+            window = measure(callers)
+            samples[path].add(window)
+            alone = Samples()
+            alone.add(window)
+            results[path] = alone.result(path, callers)
+        round_ratios.append(RoundRatios(results["seawall"].p50_us / results["floor"].p50_us,
+                                        results["seawall"].calls_per_s / results["floor"].calls_per_s))
+    return {(path, callers): pooled.result(path, callers) for path, pooled in samples.items()}, round_ratios
 
 
-def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[str, list[float]]]:
+def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[int, list[RoundRatios]],
+                                                dict[str, list[float]]]:
     results: dict[tuple[str, int], Result] = {}
+    round_ratios: dict[int, list[RoundRatios]] = {}
     with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as (floor_address, _):
         client = cluster.client()
-        paths: dict[str, Measure] = {
-            "floor": lambda callers: measure_floor(floor_address, callers),
-            "seawall": lambda callers: measure_seawall(client, callers),
-        }
         for callers in CALLER_COUNTS:
-            results.update(measure_alternating(paths, callers))
+            pooled, round_ratios[callers] = measure_alternating(
+                lambda count: measure_floor(floor_address, count), lambda count: measure_seawall(client, count), callers)
+            results.update(pooled)
         progress("timeout margin")
         margins_ms = measure_timeout_margins_ms(client)
-    return results, margins_ms
+    return results, round_ratios, margins_ms
 
 
 def main() -> int:
@@ -303,13 +338,13 @@ def main() -> int:
     print(f"Machine: {machine_description()}")
     directory = Path(tempfile.mkdtemp(prefix="swb-"))  # ipc:// paths must stay short
     try:
-        results, margins_ms = run_measurements(directory)
+        results, round_ratios, margins_ms = run_measurements(directory)
     except BaseException:
         print(f"Failed; the processes' logs are kept in {directory}", file=sys.stderr)
         raise
     shutil.rmtree(directory, ignore_errors=True)
     progress("direct in-process call")
-    print_report(results, measure_direct_call_us(), margins_ms)
+    print_report(results, round_ratios, measure_direct_call_us(), margins_ms)
     return 0
 
 
