@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 SUPERVISORCTL := $(BIN)/supervisorctl -c supervisord.conf
 
-.PHONY: run test stop status logs bench clean
+.PHONY: run test typecheck stop status logs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,12 @@ logs: $(STAMP_RUN)
 	@$(BIN)/seawall --config seawall.toml logs --follow -n 20 $(LOGS_ARGS)
 
 test: $(STAMP_TEST)
+	$(BIN)/mypy   # the type hints must hold (the [mypy] section of setup.cfg)
 	-@scripts/ensure-test-deps   # chromium, network namespaces; a test needing a missing one fails and says why
 	$(BIN)/python -m pytest
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/mypy
 
 bench: $(STAMP_TEST)
 	scripts/ensure-redis   # the Celery peer's broker; the suite starts and stops its own redis-server

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Sequence, cast
 
 import gevent
 from gevent.event import AsyncResult
@@ -183,26 +183,29 @@ class Client:
                       latency_ms=round(latency_ms, 3))
 
     def _run(self, command: Command) -> Any:
-        if command.dependency is None:
+        dependency = command.dependency
+        if dependency is None:
             return self._run_here(command)
-        return self._run_remote(command)
+        return self._run_remote(command, dependency)
 
     def _short_circuit(self, command: Command, reason: str) -> ShortCircuited:
         return ShortCircuited(f"{command.key}: {reason}; not run", command=command.key, dependency=command.dependency)
 
-    def _run_remote(self, command: Command) -> Any:
+    def _run_remote(self, command: Command, dependency: str) -> Any:
+        """Run ``command`` in a worker of its pool, ``dependency`` (``command.dependency``, not None)."""
         command_class = type(command)
         timeout_s = self.timeout_s(command_class)
-        connection, refusal = self.brokers.choose(command.key, command.dependency)
+        connection, refusal = self.brokers.choose(command.key, dependency)
         if connection is None:
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
         if command_class.collapse is None:
-            call_id, waiter = connection.send_request(command.key, command.dependency, max(1, int(timeout_s * 1000)),
+            call_id, waiter = connection.send_request(command.key, dependency, max(1, int(timeout_s * 1000)),
                                                       command._payload)
         elif command_class.collapse == "global":
-            call_id, waiter = self._send(connection, protocol.collapsible, command, timeout_s, shard_of(command),
+            call_id, waiter = self._send(connection, protocol.collapsible, command, dependency, timeout_s,
+                                         shard_of(command),
                                          self.setting(command_class, "collapse_window_ms"),
                                          self.setting(command_class, "collapse_max_batch"))
         else:
@@ -225,12 +228,12 @@ class Client:
             self._timers.give_back(timer)
         return _value_of(command, reply)
 
-    def _send(self, connection: BrokerConnection, encode: Any, command: Command, timeout_s: float,
+    def _send(self, connection: BrokerConnection, encode: Any, command: Command, dependency: str, timeout_s: float,
               *extra: Any) -> tuple[int, ReplyWaiter]:
-        """Send one call; its waiter gets the Reply."""
+        """Send one call to pool ``dependency``; its waiter gets the Reply."""
         timeout_ms = max(1, int(timeout_s * 1000))
         return connection.send_call(lambda call_id: encode(
-            call_id, command.key, command.dependency, timeout_ms, *extra, command._payload), command.dependency)
+            call_id, command.key, dependency, timeout_ms, *extra, command._payload), dependency)
 
     def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult:
         context = current_context()
@@ -262,12 +265,13 @@ class Client:
         if timeout_s <= 0:
             return  # every member has timed out already
         first = members[0].command
-        connection, _ = self.brokers.choose(first.key, first.dependency)
+        dependency = cast(str, first.dependency)  # collapsed in _run_remote(): a command with a pool
+        connection, _ = self.brokers.choose(first.key, dependency)
         if connection is None:  # its members were admitted a moment ago: try the first heard
             connection = self._primary
         payload = protocol.pack_batch(list(index_by_payload))
         call_id, waiter = connection.send_call(lambda call_id: protocol.batch_request(
-            call_id, first.key, first.dependency, max(1, int(timeout_s * 1000)), payload), first.dependency)
+            call_id, first.key, dependency, max(1, int(timeout_s * 1000)), payload), dependency)
         if not waiter.wait(timeout_s):
             connection.forget(call_id)
             return

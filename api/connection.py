@@ -171,13 +171,14 @@ class BrokerConnection:
             self._calls.send(frames)
 
     def forget(self, call_id: int | None) -> None:
-        """The caller stopped waiting (its timeout): a late reply is dropped."""
-        self._pending.pop(call_id, None)
+        """The caller stopped waiting (its timeout): a late reply is dropped. None (a call
+        that went in its batch's message, with no id of its own) is no key: nothing to drop."""
+        self._pending.pop(call_id, None)  # type: ignore[arg-type]  # dict.pop() takes any key; typeshed: int only
         if self._track_capacity:
             self._call_done(call_id)
 
     def _call_done(self, call_id: int | None) -> None:
-        pool = self._pool_of_call.pop(call_id, None)
+        pool = self._pool_of_call.pop(call_id, None)  # type: ignore[arg-type]  # as in forget()
         if pool is not None:
             self._out_by_pool[pool] -= 1
 
@@ -196,11 +197,13 @@ class BrokerConnection:
         """A REPLY, or REPLIES: the broker's replies to this caller in one of its loop turns."""
         message = protocol.decode_or_log(frames, log, "broker")
         kind = type(message)
+        # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
+        # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
         if kind is protocol.Reply:
-            self._deliver(message)
+            self._deliver(message)  # type: ignore[arg-type]
         elif kind is protocol.Replies:
-            for reply in message.items:
-                self._deliver(reply)
+            for reply in message.items:  # type: ignore[union-attr]
+                self._deliver(reply)  # type: ignore[arg-type]
         elif message is not None:
             log.warning("unexpected_message_dropped", source="broker", kind=kind.__name__)
 

@@ -94,6 +94,8 @@ def _load(name: str, file: Path, mtime_ns: int) -> LoadedModule:
     """Import ``file`` afresh as module ``endpoints.NAME``; any failure is kept, not raised."""
     try:
         spec = importlib.util.spec_from_file_location(f"endpoints.{name}", file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no loader for {file.name}")
         module: ModuleType = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         routes = getattr(module, "ROUTES", None)

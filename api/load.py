@@ -234,6 +234,7 @@ class LoadRun:
         finally:
             if reporter is not None:
                 reporter.kill()
+            if progress is not None:
                 _write_progress(progress, self.progress_line(), final=True)
         return self.report()
 

@@ -44,7 +44,7 @@ OPEN_PATHS = frozenset({"/dashboard", "/dashboard/static/"})
 def observability_apps(feed: MetricsFeed, access_token: str | None = None) -> dict[str, WSGIApp]:
     """Path (prefix) -> WSGI app, for :func:`route`; with ``access_token``, every app that
     serves data answers only requests carrying it (``api/access.py``)."""
-    apps = {
+    apps: dict[str, WSGIApp] = {
         "/hystrix.stream": HystrixStream(feed),
         METRICS_PATH: metrics_app(feed),
         **dashboard_apps(feed),

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gevent
 
@@ -205,11 +205,15 @@ class Cluster:
         except ControlError:
             return None
 
-    def wait_for_workers(self, dependency: str, count: int, timeout_s: float = 15.0) -> dict[str, Any]:
+    def wait_for_workers(self, dependency: str, count: int, timeout_s: float = 15.0) -> dict[str, Any] | None:
+        """Wait until the pool has ``count`` workers; the broker's status then (None if it
+        stopped answering in between)."""
         def registered() -> bool:
             status = self.status()
             pool = status and status["pools"].get(dependency)
-            return bool(pool) and pool["workers"] == count
+            if not pool:
+                return False
+            return pool["workers"] == count
 
         self.wait_until(registered, f"{count} workers of pool {dependency!r} to register", timeout_s)
         return self.status()
@@ -311,5 +315,5 @@ class SupervisedCluster(Cluster):
     def stop_process(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
                      grace_s: float = STOP_GRACE_S) -> int:
         # supervisord waits for its programs to drain before it exits.
-        is_supervisord = "supervisor.supervisord" in process.args
+        is_supervisord = "supervisor.supervisord" in cast("list[str]", process.args)  # started with argument lists
         return super().stop_process(process, sig, grace_s * 6 if is_supervisord else grace_s)

@@ -78,7 +78,8 @@ class Breaker:
         self.state = BreakerState.CLOSED
         self.opened_s = 0.0
         self._on_transition = on_transition
-        self._trial_deadline_s: float | None = None
+        #: when the trial out now is given up on; read only in HALF_OPEN (0.0: no trial out)
+        self._trial_deadline_s = 0.0
         #: token of the trial out now; each trial gets a new one, so only its outcome decides
         self.trial_token = 0
         self.settings = settings
@@ -180,6 +181,6 @@ class Breaker:
         if new_state is BreakerState.OPEN:
             self.opened_s = self.clock()
         if new_state is not BreakerState.HALF_OPEN:
-            self._trial_deadline_s = None
+            self._trial_deadline_s = 0.0
         if self._on_transition is not None:
             self._on_transition(self, old_state, new_state, reason)

@@ -60,7 +60,7 @@ class CommandRecord:
     total_latency: RollingPercentiles
     #: calls of this command running in workers now, and the most at once in the window
     running: int = 0
-    max_running: RollingMax | None = None
+    max_running: RollingMax = field(kw_only=True)
     #: the pool its calls go to; "" while none has (semaphore commands never do)
     pool: str = ""
     #: sizes of the batches this command's calls were collapsed into (collapsers only)
@@ -78,8 +78,8 @@ class CommandRecord:
             settings = self.breaker.settings
             self.batch_counts = RollingCounts(_BATCH_COUNTS, settings.window_s, settings.window_buckets, self.clock)
         self.batch_sizes.add(size)
-        self.batch_counts.add("batches")
-        self.batch_counts.add("requests", size)
+        self.batch_counts.add("batches")  # type: ignore[union-attr]  # made with batch_sizes, never without
+        self.batch_counts.add("requests", size)  # type: ignore[union-attr]
 
     def started(self) -> None:
         """A call of this command went to a worker."""
@@ -111,12 +111,12 @@ class CommandRecord:
             "p50_ms": percentiles[50.0],
             "p99_ms": percentiles[99.0],
             "events": {event.value: count for event, count in sorted(self.counts.totals().items())},
-            **({"collapser": self._collapser_status()} if self.batch_sizes is not None else {}),
+            **({"collapser": self._collapser_status(self.batch_sizes)} if self.batch_sizes is not None else {}),
         }
 
-    def _collapser_status(self) -> dict[str, Any]:
-        sizes = self.batch_sizes.percentiles((50.0, 99.0))
-        return {"batches": self.batch_sizes.count, "mean_batch_size": round(self.batch_sizes.mean_ms(), 2),
+    def _collapser_status(self, batch_sizes: RollingPercentiles) -> dict[str, Any]:
+        sizes = batch_sizes.percentiles((50.0, 99.0))
+        return {"batches": batch_sizes.count, "mean_batch_size": round(batch_sizes.mean_ms(), 2),
                 "batch_size_p50": sizes[50.0], "batch_size_p99": sizes[99.0]}
 
 

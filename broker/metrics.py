@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from broker.commands import CommandRecord
 from broker.pool import POOL_WINDOW_S, Pool
@@ -21,6 +21,7 @@ from shared.metrics_schema import MAX_ENTRIES, PERCENTILE_KEYS
 
 if TYPE_CHECKING:
     from broker.server import Broker
+    from shared.rolling import RollingCounts
 
 #: How often the broker publishes a snapshot (Hystrix's stream: every 500 ms).
 METRICS_INTERVAL_S = 0.5
@@ -97,9 +98,10 @@ def pool_metrics(pool: Pool) -> dict[str, Any]:
 
 def collapser_metrics(record: CommandRecord) -> dict[str, Any]:
     sizes = record.batch_sizes
+    counts = cast("RollingCounts[str]", record.batch_counts)  # a collapser's: made with its batch_sizes
     return {
-        "rolling_batches": record.batch_counts.count("batches"),
-        "rolling_requests_batched": record.batch_counts.count("requests"),
+        "rolling_batches": counts.count("batches"),
+        "rolling_requests_batched": counts.count("requests"),
         "batch_size": _percentiles(sizes, PERCENTILE_KEYS[1:]),
         "max_batch": record.collapse_max_batch,
         "window_ms": record.collapse_window_ms,

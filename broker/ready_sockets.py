@@ -33,7 +33,7 @@ class ReadySockets:
         self._epoll = select.epoll()
         self._socket_by_fd: dict[int, zmq.Socket] = {}
         for sock in self._sockets:
-            fd = sock.getsockopt(zmq.FD)
+            fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]  # an int option; pyzmq's stub: int | bytes
             self._socket_by_fd[fd] = sock
             self._epoll.register(fd, select.EPOLLIN)
         #: sockets that held a message when last asked: read before waiting again (at

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import zmq
 
@@ -122,13 +122,14 @@ class Broker:
             self.front: lambda sock: self._receive(sock, self._on_front),
             self.control: lambda sock: self._receive(sock, self._on_control),
         }
-        if self.gate is not None:
-            drains[self.gate.socket] = lambda sock: self._drain_with(sock, self.gate.handle)
+        gate = self.gate
+        if gate is not None and gate.socket is not None:  # started in run()
+            drains[gate.socket] = lambda sock: self._drain_with(sock, gate.handle)
             for name, sock in (("front", self.front), ("back", self.back), ("control", self.control),
                                ("events", self.events)):
                 if needs_curve(self.config.endpoints[name]):
-                    drains[self.gate.watch(sock, name)] = (
-                        lambda monitor, name=name: self.gate.handle_monitor(monitor, name))
+                    drains[gate.watch(sock, name)] = (  # mypy infers no lambda with a default (name=name)
+                        lambda monitor, name=name: gate.handle_monitor(monitor, name))  # type: ignore[misc]
         ready_sockets = self._ready_sockets = ReadySockets(list(drains))
         self._running = True
         try:
@@ -193,17 +194,19 @@ class Broker:
     def _on_front(self, frames: list[bytes]) -> None:
         caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front")
         kind = type(message)
+        # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
+        # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
         if kind is protocol.Request:
-            self._on_request(caller, message)
+            self._on_request(caller, message)  # type: ignore[arg-type]
         elif kind is protocol.Requests:
-            for request in message.items:
-                self._on_request(caller, request)
+            for request in message.items:  # type: ignore[union-attr]
+                self._on_request(caller, request)  # type: ignore[arg-type]
         elif kind is protocol.Collapsible:
-            self._on_collapsible(caller, message)
+            self._on_collapsible(caller, message)  # type: ignore[arg-type]
         elif kind is protocol.BatchRequest:
-            self._on_request(caller, message, batch=True)
+            self._on_request(caller, message, batch=True)  # type: ignore[arg-type]
         elif kind is protocol.Report:
-            self._on_report(message)
+            self._on_report(message)  # type: ignore[arg-type]
         elif message is not None:
             log.warning("unexpected_message_dropped", source="front", kind=kind.__name__)
 
@@ -335,16 +338,18 @@ class Broker:
     def _answer_members(self, batch: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
         """Each call of a batch gets its own result; a whole-batch failure fails each."""
         batch.answered = True
+        members = cast("list[Call]", batch.members)  # _answer() comes here only for a batch with members
+        member_indexes = cast("list[int]", batch.member_indexes)  # made with members (_submit_members)
         results = None
         if outcome is Event.SUCCESS:
             try:
                 results = protocol.unpack_batch_results(payload)
-                if len(results) <= max(batch.member_indexes):
-                    raise protocol.ProtocolError(f"{len(results)} results for {max(batch.member_indexes) + 1} calls")
+                if len(results) <= max(member_indexes):
+                    raise protocol.ProtocolError(f"{len(results)} results for {max(member_indexes) + 1} calls")
             except protocol.ProtocolError as exc:
                 results = None
                 outcome, payload = Event.FAILURE, protocol.encode_error("BadBatchResult", str(exc))
-        for member, index in zip(batch.members, batch.member_indexes):
+        for member, index in zip(members, member_indexes):
             member_outcome, member_payload = results[index] if results is not None else (outcome, payload)
             member.record.counts.add(Event.COLLAPSED)
             member.record.totals[Event.COLLAPSED] += 1
@@ -369,7 +374,7 @@ class Broker:
             if call.deadline_s <= now_s:
                 self._expire_queued(call)
                 continue
-            self._dispatch(call, pool.take_slot(), now_s)
+            self._dispatch(call, pool.take_slot(), now_s)  # type: ignore[arg-type]  # has_free_slot(): not None
 
     # -- deadlines -----------------------------------------------------------------------
 
@@ -398,8 +403,9 @@ class Broker:
         now_s = self.clock()
         worker = self.workers.get(identity)
         kind = type(message)
+        # As in _on_front: ``kind is X`` narrows message, though mypy does not see it.
         if kind is protocol.Ready:
-            self._register(identity, message, now_s)
+            self._register(identity, message, now_s)  # type: ignore[arg-type]
             return
         if worker is None:
             # A worker from before a broker restart, or one we declared lost: re-register.
@@ -407,14 +413,14 @@ class Broker:
             return
         worker.last_seen_s = now_s
         if kind is protocol.Result:
-            self._on_result(worker, message, now_s)
+            self._on_result(worker, message, now_s)  # type: ignore[arg-type]
         elif kind is protocol.Results:
-            for result in message.items:
-                self._on_result(worker, result, now_s)
+            for result in message.items:  # type: ignore[union-attr]
+                self._on_result(worker, result, now_s)  # type: ignore[arg-type]
         elif kind is protocol.Stats:
-            worker.rss_mb = message.rss_mb
+            worker.rss_mb = message.rss_mb  # type: ignore[union-attr]
         elif kind is protocol.Signal:
-            self._on_worker_signal(worker, message.kind, now_s)
+            self._on_worker_signal(worker, message.kind, now_s)  # type: ignore[union-attr]
         else:
             log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, worker_pid=worker.pid)
 

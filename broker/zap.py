@@ -75,12 +75,15 @@ class CurveGate:
 
     def handle(self) -> None:
         """Answer every waiting request."""
+        sock = self.socket
+        if sock is None:  # not started, or closed
+            return
         while True:
             try:
-                request = self.socket.recv_multipart(zmq.NOBLOCK)
+                request = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.socket.send_multipart(self._answer(request))
+            sock.send_multipart(self._answer(request))
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         if len(request) < 6 or request[0] != ZAP_VERSION:

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 #: Environment variable that sets the level (debug logs every call; info logs faults).
 LOG_LEVEL_ENV = "SEAWALL_LOG_LEVEL"
@@ -29,7 +30,7 @@ def configure_logging(process: str, level: str | None = None) -> None:
         raise ValueError(f"{LOG_LEVEL_ENV}={level_name!r} is not a log level (debug, info, warning, error)")
     process_fields = {"process": process, "pid": os.getpid()}
 
-    def add_process_fields(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add_process_fields(logger: Any, method: str, event: EventDict) -> EventDict:
         # Not contextvars: each greenlet has its own context and would lose them.
         for key, value in process_fields.items():
             event.setdefault(key, value)

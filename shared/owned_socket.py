@@ -10,7 +10,7 @@ order. Used by the client stub in fronts and by workers.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
 import gevent
 import gevent.event
@@ -38,7 +38,7 @@ class OwnedSocket:
         self._receive_in_hub = receive_in_hub
         self._outbox: deque[Frames] = deque()
         self._wake = gevent.event.Event()
-        self._watcher = None
+        self._watcher: Any | None = None  # gevent's io watcher of the socket's FD, from start() on
         self._owner: gevent.Greenlet | None = None
         self._closed = False
 

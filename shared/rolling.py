@@ -138,7 +138,8 @@ class RollingPercentiles:
         for cleared in ring.advance():
             if self._counts[cleared]:
                 merged = self._merged
-                for index, count in enumerate(self._bins[cleared]):
+                # A bucket with a count has its bins (add() makes them): not None here.
+                for index, count in enumerate(self._bins[cleared]):  # type: ignore[arg-type]
                     if count:
                         merged[index] -= count
                 self._bins[cleared] = None

@@ -11,6 +11,7 @@ files in pyzmq's certificate format (``zmq.auth``), made by ``seawall keys gener
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, overload
 
 import zmq
 import zmq.auth
@@ -40,7 +41,14 @@ def generate_key_pair(keys_dir: str | Path, name: str) -> tuple[Path, Path]:
     return Path(public_path), Path(secret_path)
 
 
+@overload
+def _load(config: Config, setting: str, name: str, secret: Literal[True]) -> tuple[bytes, bytes]: ...
+@overload
+def _load(config: Config, setting: str, name: str, secret: Literal[False]) -> tuple[bytes, bytes | None]: ...
+
+
 def _load(config: Config, setting: str, name: str, secret: bool) -> tuple[bytes, bytes | None]:
+    """The public key, and with ``secret`` the secret key too (a key pair without one is refused)."""
     keys_dir = Path(config.security_setting("keys_dir"))
     path = keys_dir / f"{name}.key_secret" if secret else keys_dir / f"{name}.key"
     try:

@@ -87,7 +87,8 @@ def holds_message(sock: zmq.Socket) -> bool:
     that came meanwhile. The option and flag are plain ints: pyzmq's IntFlag arithmetic
     costs microseconds a message.
     """
-    return bool(sock.getsockopt(_EVENTS) & _POLLIN)
+    # ZMQ_EVENTS is an int option; pyzmq's stub types every getsockopt() as int | bytes.
+    return bool(sock.getsockopt(_EVENTS) & _POLLIN)  # type: ignore[operator]
 #: pyzmq's Python-level ``Socket.send`` only adds draft-API arguments (routing_id, group)
 #: before calling its compiled base class's; calling the base directly halves what a
 #: frame costs to send. Used only for sockets whose class keeps that ``send``.
@@ -105,10 +106,10 @@ def send_frames(sock: zmq.Socket, frames: list[bytes], flags: int = 0) -> None:
             send(sock, frame, more)
         send(sock, frames[-1], flags)
         return
-    send = sock.send
+    sock_send = sock.send
     for frame in frames[:-1]:
-        send(frame, more)
-    send(frames[-1], flags)
+        sock_send(frame, more)
+    sock_send(frames[-1], flags)
 
 
 def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[bytes]:

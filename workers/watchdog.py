@@ -67,7 +67,8 @@ class Watchdog:
                 self._end_process(*overdue)
 
     def _end_process(self, call_id: int, command: str, late_s: float) -> None:
-        frame = sys._current_frames().get(self._main_thread_id)
+        thread_id = self._main_thread_id  # set by start() before the watching thread starts
+        frame = sys._current_frames().get(thread_id) if thread_id is not None else None
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)"
         log.error("hung_call_ended_worker", command=command, call_id=call_id, late_s=round(late_s, 3),
                   grace_s=self.grace_s, exit_code=EXIT_HUNG_CALL, stack=stack)

@@ -85,8 +85,10 @@ class Worker:
         self.calls_served = 0
         self._drain_requested = gevent.event.Event()
         self._exit_code = EXIT_STOPPED
-        #: RESULT items (call_id, outcome, execution_ms, payload) on their way
-        self._results = Burst(lambda frames: self._socket.send(frames), protocol.result, protocol.results)
+        #: RESULT items (call_id, outcome, execution_ms, payload) on their way; sent only once
+        #: run() has connected, so ``_socket`` is not None by then
+        self._results = Burst(lambda frames: self._socket.send(frames),  # type: ignore[union-attr]
+                              protocol.result, protocol.results)
 
     def run(self) -> int:
         """Serve until drained; the process exit code."""
@@ -103,7 +105,7 @@ class Worker:
         heartbeat.kill()
         self._results.send_after(protocol.signal(protocol.Kind.GOODBYE))  # after every result held
         gevent.sleep(0)  # let the owner greenlet hand the goodbye to ZeroMQ
-        self._socket.close(linger_ms=GOODBYE_LINGER_MS)
+        self._socket.close(linger_ms=GOODBYE_LINGER_MS)  # type: ignore[union-attr]  # _connect() above made it
         log.info("worker_stopped", dependency=self.dependency, exit_code=self._exit_code,
                  calls_served=self.calls_served)
         return self._exit_code
@@ -255,7 +257,9 @@ class Worker:
         self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)
         run = run_batch_call if type(call) is protocol.Batch else run_call
         try:
-            outcome, execution_ms, payload = run(self.commands, call, self.dependency, self.chaos.inject)
+            # run_batch_call exactly when call is a Batch (the line above); mypy does not pair them up
+            outcome, execution_ms, payload = run(self.commands, call, self.dependency,  # type: ignore[arg-type]
+                                                 self.chaos.inject)
             if LOG_EACH_CALL:
                 log.debug("call_finished", command=call.command, dependency=self.dependency,
                           outcome=outcome, latency_ms=execution_ms)

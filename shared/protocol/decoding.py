@@ -289,7 +289,8 @@ def _decode_control_reply(kind: Kind, fields: list[Any], payload: bytes | None) 
     return ControlReply(fields[0], _decode_map(payload))
 
 
-_DECODERS = {
+#: Each kind's decoder: its fields and payload checked, the message they make.
+_DECODERS: dict[Kind, Callable[[Kind, list[Any], bytes | None], Message]] = {
     Kind.REQUEST: _decode_request,
     Kind.REPLY: _decode_reply,
     Kind.READY: _decode_ready,
