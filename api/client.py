@@ -200,6 +200,7 @@ class Client:
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
+        waiter: ReplyWaiter | AsyncResult  # an AsyncResult for a call collapsed within its request
         if command_class.collapse is None:
             call_id, waiter = connection.send_request(command.key, dependency, max(1, int(timeout_s * 1000)),
                                                       command._payload)

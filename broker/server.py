@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+from types import FrameType
 from typing import Any, Callable, cast
 
 import zmq
@@ -100,8 +101,8 @@ class Broker:
             secure_server(sock, self.config, self.config.endpoints[name])
             bind(sock, self.config.endpoints[name])
         self.outbox = Outbox(self.front, self.back)
-        signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGTERM, self._stop_on_signal)
+        signal.signal(signal.SIGINT, self._stop_on_signal)
         log.info("broker_started", endpoints=self.config.endpoints, heartbeat_s=self.heartbeat_s)
         try:
             self._loop()
@@ -114,6 +115,9 @@ class Broker:
 
     def stop(self) -> None:
         self._running = False
+
+    def _stop_on_signal(self, signal_number: int, frame: FrameType | None) -> None:
+        self.stop()
 
     def _loop(self) -> None:
         #: each socket's reader; True if it left messages for the next turn
