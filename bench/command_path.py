@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from time import perf_counter
@@ -44,6 +44,7 @@ from api.command import Command
 from api.testing import Cluster
 from measuring import WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets, percentile
 from noop_commands import FALLBACK_VALUE, Noop, SleepPastTimeout
+from peers.probe import ProcessProbe
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPRODUCE_COMMAND = ".venv/bin/python bench/command_path.py"
@@ -257,8 +258,19 @@ def print_margin_table(margins_ms: dict[str, list[float]]) -> None:
               f"| {percentile(ordered_ms, 0.99):.2f} | {ordered_ms[-1]:.2f} |")
 
 
-def print_report(results: dict[tuple[str, int], Result], round_ratios: dict[int, list[RoundRatios]],
-                 direct_call_us: float, margins_ms: dict[str, list[float]]) -> None:
+def print_cpu_table(measurements: Measurements) -> None:
+    print("| callers | path | caller | broker · worker (floor: relay · echo) | all three | cores busy |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for (path, callers), by_role in measurements.cpu_us_per_call.items():
+        caller_us, first_us, second_us = by_role.values()
+        total_us = caller_us + first_us + second_us
+        cores = total_us * measurements.results[(path, callers)].calls_per_s / 1e6
+        print(f"| {callers} | {path} | {caller_us:.0f} | {first_us:.0f} · {second_us:.0f} | {total_us:.0f} "
+              f"| {cores:.2f} |")
+
+
+def print_report(measurements: Measurements, direct_call_us: float) -> None:
+    results = measurements.results
     print()
     print(f"Command path, no-op command: per row {MEASURE_ROUNDS} rounds of {ROUND_S:g} s, "
           f"each after {WARMUP_CALLS} warm-up calls; floor and seawall alternate, taking turns to go first:")
@@ -267,14 +279,19 @@ def print_report(results: dict[tuple[str, int], Result], round_ratios: dict[int,
     print()
     print(f"Targets: p50 ≤ {P50_TARGET_RATIO}× the floor, throughput ≥ {THROUGHPUT_TARGET_RATIO}× the floor:")
     print()
-    print_ratio_table(results, round_ratios)
+    print_ratio_table(results, measurements.round_ratios)
+    print()
+    print("CPU per call, µs (user + system time of every thread, ZeroMQ's I/O thread included, "
+          "from the end of each warm-up; cores busy: all three's CPU per call × calls/s):")
+    print()
+    print_cpu_table(measurements)
     print()
     print(f"Direct in-process call, Noop().run(): {direct_call_us:.2f} µs per call")
     print()
     print(f"Timeout margin: time past timeout_s = {SleepPastTimeout.timeout_s:g} s until the caller "
           "has the fallback of a command that sleeps past it:")
     print()
-    print_margin_table(margins_ms)
+    print_margin_table(measurements.margins_ms)
 
 
 def machine_description() -> str:
@@ -286,7 +303,14 @@ def machine_description() -> str:
 # -- the run -----------------------------------------------------------------------------
 
 
-Measure = Callable[[int], Window]
+@dataclass(frozen=True)
+class MeasuredPath:
+    """One path: how to measure a round of it, and the processes a round runs in."""
+
+    name: str
+    measure: Callable[[int, Window], Window]
+    #: role -> pid, the caller (this process) first
+    pids_by_role: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -297,40 +321,61 @@ class RoundRatios:
     calls_per_s: float
 
 
-def measure_alternating(floor: Measure, seawall: Measure,
-                        callers: int) -> tuple[dict[tuple[str, int], Result], list[RoundRatios]]:
-    """MEASURE_ROUNDS rounds of both paths, the floor first in odd rounds: each path pooled
-    over its rounds, and each round's ratios."""
-    samples = {"floor": Samples(), "seawall": Samples()}
-    round_ratios = []
+@dataclass
+class Measurements:
+    results: dict[tuple[str, int], Result] = field(default_factory=dict)
+    #: callers -> each round's ratios
+    round_ratios: dict[int, list[RoundRatios]] = field(default_factory=dict)
+    #: (path, callers) -> role -> CPU µs per call (user + system, every thread)
+    cpu_us_per_call: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    margins_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def measure_alternating(paths: tuple[MeasuredPath, MeasuredPath], callers: int, measurements: Measurements) -> None:
+    """MEASURE_ROUNDS rounds of both paths (floor, seawall), the floor first in odd rounds:
+    each path pooled over its rounds, each round's ratios, and each process's CPU per call
+    (sampled from the end of the warm-up, divided by the calls after it)."""
+    samples = {path.name: Samples() for path in paths}
+    cpu_s = {path.name: dict.fromkeys(path.pids_by_role, 0.0) for path in paths}
+    calls = dict.fromkeys(samples, 0)
     for round_number in range(1, MEASURE_ROUNDS + 1):
         progress(f"{callers} caller(s), round {round_number} of {MEASURE_ROUNDS}")
-        turns = [("floor", floor), ("seawall", seawall)]
         results = {}
-        for path, measure in turns if round_number % 2 else reversed(turns):
-            window = measure(callers)
-            samples[path].add(window)
+        for path in paths if round_number % 2 else reversed(paths):
+            probe = ProcessProbe({role: [pid] for role, pid in path.pids_by_role.items()})
+            window = path.measure(callers, Window(duration_s=ROUND_S, on_measuring=probe.start))
+            for role, seconds in probe.stop()["cpu_s"].items():
+                cpu_s[path.name][role] += seconds
+            calls[path.name] += window.calls_after_warmup
+            samples[path.name].add(window)
             alone = Samples()
             alone.add(window)
-            results[path] = alone.result(path, callers)
-        round_ratios.append(RoundRatios(results["seawall"].p50_us / results["floor"].p50_us,
-                                        results["seawall"].calls_per_s / results["floor"].calls_per_s))
-    return {(path, callers): pooled.result(path, callers) for path, pooled in samples.items()}, round_ratios
+            results[path.name] = alone.result(path.name, callers)
+        measurements.round_ratios.setdefault(callers, []).append(
+            RoundRatios(results["seawall"].p50_us / results["floor"].p50_us,
+                        results["seawall"].calls_per_s / results["floor"].calls_per_s))
+    for name, pooled in samples.items():
+        measurements.results[(name, callers)] = pooled.result(name, callers)
+        measurements.cpu_us_per_call[(name, callers)] = {
+            role: seconds / calls[name] * 1e6 for role, seconds in cpu_s[name].items()}
 
 
-def run_measurements(directory: Path) -> tuple[dict[tuple[str, int], Result], dict[int, list[RoundRatios]],
-                                                dict[str, list[float]]]:
-    results: dict[tuple[str, int], Result] = {}
-    round_ratios: dict[int, list[RoundRatios]] = {}
-    with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as (floor_address, _):
+def run_measurements(directory: Path) -> Measurements:
+    measurements = Measurements()
+    with seawall_cluster(directory / "sw") as cluster, floor_processes(directory) as (floor_address, floor):
         client = cluster.client()
+        broker, worker = cluster.processes[0], cluster.processes[1]  # the no-op pool's worker started first
+        paths = (
+            MeasuredPath("floor", lambda count, window: measure_floor(floor_address, count, window),
+                         {"caller": os.getpid(), "relay": floor[0].pid, "echo": floor[1].pid}),
+            MeasuredPath("seawall", lambda count, window: measure_seawall(client, count, window=window),
+                         {"caller": os.getpid(), "broker": broker.pid, "worker": worker.pid}),
+        )
         for callers in CALLER_COUNTS:
-            pooled, round_ratios[callers] = measure_alternating(
-                lambda count: measure_floor(floor_address, count), lambda count: measure_seawall(client, count), callers)
-            results.update(pooled)
+            measure_alternating(paths, callers, measurements)
         progress("timeout margin")
-        margins_ms = measure_timeout_margins_ms(client)
-    return results, round_ratios, margins_ms
+        measurements.margins_ms = measure_timeout_margins_ms(client)
+    return measurements
 
 
 def main() -> int:
@@ -338,13 +383,13 @@ def main() -> int:
     print(f"Machine: {machine_description()}")
     directory = Path(tempfile.mkdtemp(prefix="swb-"))  # ipc:// paths must stay short
     try:
-        results, round_ratios, margins_ms = run_measurements(directory)
+        measurements = run_measurements(directory)
     except BaseException:
         print(f"Failed; the processes' logs are kept in {directory}", file=sys.stderr)
         raise
     shutil.rmtree(directory, ignore_errors=True)
     progress("direct in-process call")
-    print_report(results, round_ratios, measure_direct_call_us(), margins_ms)
+    print_report(measurements, measure_direct_call_us())
     return 0
 
 
