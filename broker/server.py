@@ -16,7 +16,7 @@ from typing import Any, Callable, cast
 import zmq
 
 from broker import bounded
-from broker.breaker import HEALTH_EVENTS, Admission, Breaker, BreakerState
+from broker.breaker import Admission, Breaker, BreakerState
 from broker.batching import Batcher, OpenBatch, unique_payloads
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
@@ -26,6 +26,7 @@ from broker.metrics import METRICS_INTERVAL_S, broker_identity
 from broker.outbox import Outbox
 from broker.pool import Pool, WorkerRecord
 from broker.ready_sockets import ReadySockets
+from broker.reported import ReportedOutcomes
 from broker.zap import CurveGate
 from broker.call_log import CallLog
 from shared import protocol
@@ -51,6 +52,8 @@ SNAPSHOT_INTERVAL_S = 1.0
 _NOBLOCK = int(zmq.NOBLOCK)  # an int, not pyzmq's IntFlag: no enum arithmetic per message
 #: How often fronts hear the broker is alive (they call it down after a few silent beats).
 FRONT_BEAT_S = 0.25
+#: Longest the loop counts reported outcomes in one turn (see broker/reported.py).
+REPORT_BUDGET_S = 0.02
 
 
 class Broker:
@@ -79,6 +82,8 @@ class Broker:
         self._identity = broker_identity()
         self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
         self._trim_log = TrimLog(log, clock)
+        #: outcomes fronts reported, counted REPORT_BUDGET_S a turn
+        self.reported = ReportedOutcomes(self.commands, self.call_log, clock, log)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -142,6 +147,8 @@ class Broker:
                     if drains[sock](sock):
                         ready_sockets.hold(sock)
                     self.outbox.flush()
+                if self.reported:
+                    self.reported.count(REPORT_BUDGET_S)
                 for open_batch in self.batcher.due():
                     self._submit_batch(open_batch)
                 now_s = self.clock()
@@ -171,6 +178,8 @@ class Broker:
             handle()
 
     def _poll_timeout_ms(self) -> int:
+        if self.reported:
+            return 0  # outcomes wait to be counted: look at the sockets and go on
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s,
                      self._next_metrics_s)
         for soonest_s in (self.calls.next_deadline_s(), self.batcher.next_close_s()):
@@ -210,7 +219,7 @@ class Broker:
         elif kind is protocol.BatchRequest:
             self._on_request(caller, message, batch=True)  # type: ignore[arg-type]
         elif kind is protocol.Report:
-            self._on_report(message)  # type: ignore[arg-type]
+            self.reported.receive(message)  # type: ignore[arg-type]
         elif message is not None:
             log.warning("unexpected_message_dropped", source="front", kind=kind.__name__)
 
@@ -288,22 +297,6 @@ class Broker:
             self._answer(call, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "PoolFull", f"pool {pool.name!r} is full: {pool.busy} of {pool.slots} slots busy "
                 f"and {len(pool.queue)} of {pool.queue_size} queued"))
-
-    def _on_report(self, report: protocol.Report) -> None:
-        """Outcomes a front saw that never came through here (semaphore commands, fallbacks).
-
-        A semaphore command runs in its caller, so the first outcome reported after an
-        open breaker's sleep window is taken as its trial.
-        """
-        now_s = self.clock()
-        for key, outcomes in report.outcomes.items():
-            record = self.commands.get(key)
-            for event, latency_ms in outcomes:
-                trial = 0
-                if event in HEALTH_EVENTS and record.breaker.admit(now_s) is Admission.TRIAL:
-                    trial = record.breaker.trial_token
-                record.record(event, latency_ms, trial)
-                self.call_log.reported(key, record.pool, event, latency_ms)
 
     def _pool_for_request(self, name: str) -> Pool | None:
         pool = self.pools.get(name)
