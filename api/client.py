@@ -200,7 +200,7 @@ class Client:
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
-        waiter: ReplyWaiter | AsyncResult  # an AsyncResult for a call collapsed within its request
+        waiter: ReplyWaiter | AsyncResult[protocol.Reply]  # an AsyncResult: a call collapsed within its request
         if command_class.collapse is None:
             call_id, waiter = connection.send_request(command.key, dependency, max(1, int(timeout_s * 1000)),
                                                       command._payload)
@@ -224,10 +224,11 @@ class Client:
                     f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
                     command=command.key, dependency=command.dependency,
                 ) from None
-            reply = waiter.value
+            reply = cast(protocol.Reply, waiter.value)  # ready(): set, so not None
         finally:
             self._timers.give_back(timer)
-        return _value_of(command, reply)
+        # AsyncResult.get() waits until set, so never None; gevent's stub types it _T | None
+        return _value_of(command, reply)  # type: ignore[arg-type]
 
     def _send(self, connection: BrokerConnection, encode: Any, command: Command, dependency: str, timeout_s: float,
               *extra: Any) -> tuple[int, ReplyWaiter]:
@@ -236,10 +237,10 @@ class Client:
         return connection.send_call(lambda call_id: encode(
             call_id, command.key, dependency, timeout_ms, *extra, command._payload), dependency)
 
-    def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult:
+    def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult[protocol.Reply]:
         context = current_context()
         if context is None:  # no request to collapse within: a batch of one
-            waiter = AsyncResult()
+            waiter: AsyncResult[protocol.Reply] = AsyncResult()
             spawn(self.send_batch, [BatchMember(command, waiter, time.monotonic() + timeout_s)])
             return waiter
         if context.batcher is None:

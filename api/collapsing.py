@@ -19,12 +19,13 @@ from api.command import Command
 
 if TYPE_CHECKING:
     from api.client import Client
+    from shared import protocol
 
 
 @dataclass(frozen=True)
 class BatchMember:
     command: Command
-    waiter: AsyncResult  # set to the protocol.Reply for this call
+    waiter: AsyncResult[protocol.Reply]  # set to the Reply for this call
     deadline_s: float
 
 
@@ -41,13 +42,13 @@ class RequestBatcher:
         self._open: dict[tuple[type, Hashable], list[BatchMember]] = {}
 
     def add(self, client: Client, command: Command, timeout_s: float, window_s: float,
-            max_batch: int) -> AsyncResult:
+            max_batch: int) -> AsyncResult[protocol.Reply]:
         key = (type(command), shard_of(command))
         members = self._open.get(key)
         if members is None:
             members = self._open[key] = []
             gevent.spawn_later(window_s, self._flush, client, key, members)
-        waiter = AsyncResult()
+        waiter: AsyncResult[protocol.Reply] = AsyncResult()
         members.append(BatchMember(command, waiter, time.monotonic() + timeout_s))
         if len(members) >= max_batch:
             gevent.spawn(self._flush, client, key, members)

@@ -95,7 +95,7 @@ def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Gre
 
 def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
     """Run ``function(*args)`` in a greenlet of this request context; a future of its value or error."""
-    future = AsyncResult()
+    future: AsyncResult[Any] = AsyncResult()
 
     def run() -> None:
         try:

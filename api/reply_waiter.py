@@ -69,6 +69,7 @@ class ReplyWaiter:
     def wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the value; whether it came."""
         if not self._is_set:
-            with gevent.Timeout(timeout_s, False):
+            # False: the block ends quietly at the timeout (gevent's documented use; its stub omits it)
+            with gevent.Timeout(timeout_s, False):  # type: ignore[arg-type]
                 self.get()
         return self._is_set

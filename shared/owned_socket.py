@@ -10,7 +10,7 @@ order. Used by the client stub in fronts and by workers.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import gevent
 import gevent.event
@@ -48,7 +48,8 @@ class OwnedSocket:
 
     def start(self) -> None:
         hub = gevent.get_hub()
-        self._watcher = hub.loop.io(self._sock.getsockopt(zmq.FD), 1)
+        # ZMQ_FD is an int option; pyzmq's stub types every getsockopt() as int | bytes
+        self._watcher = hub.loop.io(cast(int, self._sock.getsockopt(zmq.FD)), 1)
         self._watcher.start(self._on_readable if self._receive_in_hub else self._wake.set)
         self._owner = gevent.spawn(self._run)
         self._owner.name = f"owner:{self._name}"
