@@ -29,7 +29,10 @@ def _seawall(cluster, *args):
 def cluster(make_cluster):
     cluster = make_cluster({
         "pools": {"sample": {"hung_call_grace_s": GRACE_S, "queue_size": 10}},
-        "commands": {"SleepWithFallback": {"timeout_s": 0.3}, "Echo": {"timeout_s": 0.3}},
+        "commands": {"SleepWithFallback": {"timeout_s": 0.3}, "Echo": {"timeout_s": 0.3},
+                     # Sleep's call must outlive the `seawall chaos kill` CLI's start (over 1 s, the
+                     # default timeout, on a loaded machine): it then ends WORKER_LOST, never TIMEOUT
+                     "Sleep": {"timeout_s": 10.0}},
     })
     cluster.start_broker()
     cluster.start_workers("sample", "sample_commands", slots=2)
