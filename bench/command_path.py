@@ -80,14 +80,12 @@ THROUGHPUT_TARGET_RATIO = 0.7
 # -- measuring ---------------------------------------------------------------------------
 
 
-def measure_seawall(client: Client, callers: int, command_class: type[Command] = Noop,
-                    window: Window | None = None) -> Window:
+def measure_seawall(client: Client, callers: int, window: Window, command_class: type[Command] = Noop) -> Window:
     """One round: ``callers`` greenlets, each calling ``command_class().execute()`` in a loop."""
-    return measure_in_greenlets(lambda: command_class().execute(client=client), callers,
-                                window or Window(duration_s=ROUND_S))
+    return measure_in_greenlets(lambda: command_class().execute(client=client), callers, window)
 
 
-def measure_floor(address: str, callers: int, window: Window | None = None, sleep_ms: float = 0.0) -> Window:
+def measure_floor(address: str, callers: int, window: Window, sleep_ms: float = 0.0) -> Window:
     """One round: a blocking DEALER keeping ``callers`` requests outstanding, a new one per reply.
 
     With ``sleep_ms``, each request asks the echo to hold its reply that long.
@@ -96,7 +94,6 @@ def measure_floor(address: str, callers: int, window: Window | None = None, slee
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, FLOOR_RECEIVE_TIMEOUT_MS)
     sock.connect(address)
-    window = window or Window(duration_s=ROUND_S)
     sent_s: dict[int, float] = {}
     call_ids = itertools.count()
     extra = [sleep_ms] if sleep_ms else []
@@ -368,7 +365,7 @@ def run_measurements(directory: Path) -> Measurements:
         paths = (
             MeasuredPath("floor", lambda count, window: measure_floor(floor_address, count, window),
                          {"caller": os.getpid(), "relay": floor[0].pid, "echo": floor[1].pid}),
-            MeasuredPath("seawall", lambda count, window: measure_seawall(client, count, window=window),
+            MeasuredPath("seawall", lambda count, window: measure_seawall(client, count, window),
                          {"caller": os.getpid(), "broker": broker.pid, "worker": worker.pid}),
         )
         for callers in CALLER_COUNTS:

@@ -43,9 +43,6 @@ class ReportBacklog:
         self.pending = 0
         self._reports: deque[Iterator[tuple[str, Outcomes]]] = deque()
 
-    def __bool__(self) -> bool:
-        return self.pending > 0
-
     def add(self, outcomes: dict[str, Outcomes]) -> bool:
         """Hold one report's outcomes behind the earlier ones; False (nothing held) if
         they would take the backlog past ``max_outcomes``."""
@@ -77,14 +74,11 @@ class ReportedOutcomes:
         self._call_log = call_log
         self._clock = clock
         self._log = logger
+        #: ``backlog.pending``: outcomes waiting (the loop reads it twice a turn: a plain attribute)
         self.backlog = ReportBacklog(max_waiting)
         self._dropped_reports = 0
         self._dropped_outcomes = 0
         self._drop_logged_s = -math.inf
-
-    def __bool__(self) -> bool:
-        """Outcomes wait to be counted."""
-        return self.backlog.pending > 0
 
     def receive(self, report: protocol.Report) -> None:
         """Count ``report`` now if few outcomes wait, else hold it for the loop's slices;

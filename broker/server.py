@@ -147,7 +147,7 @@ class Broker:
                     if drains[sock](sock):
                         ready_sockets.hold(sock)
                     self.outbox.flush()
-                if self.reported:
+                if self.reported.backlog.pending:
                     self.reported.count(REPORT_BUDGET_S)
                 for open_batch in self.batcher.due():
                     self._submit_batch(open_batch)
@@ -178,7 +178,7 @@ class Broker:
             handle()
 
     def _poll_timeout_ms(self) -> int:
-        if self.reported:
+        if self.reported.backlog.pending:
             return 0  # outcomes wait to be counted: look at the sockets and go on
         wake_s = min(self._next_liveness_check_s, self._next_snapshot_s, self._next_front_beat_s,
                      self._next_metrics_s)

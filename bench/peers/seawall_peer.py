@@ -87,7 +87,7 @@ class SeawallCaller:
     def measure(self, workload: str, callers: int, window: Window) -> None:
         from command_path import measure_seawall
 
-        measure_seawall(self.client, callers, self.commands[workload], window)
+        measure_seawall(self.client, callers, window, self.commands[workload])
 
     def own_pids(self) -> dict[str, list[int]]:
         return {}
