@@ -31,6 +31,7 @@ class Call:
     record: CommandRecord  # the command's breaker and metrics
     trial: int = 0  # the breaker's trial token if this call decides a half-open breaker
     worker: bytes | None = None  # identity of the worker running it, once sent
+    beat: int = 0  # once sent: the number of the last beat sent before it (broker/beats.py)
     answered: bool = False  # the caller has its answer (a late result is only a free slot)
     batch: bool = False  # runs as one run_batch() call: payload is pack_batch() of many
     members: list[Call] | None = None  # for a batch the broker collapsed: the calls in it

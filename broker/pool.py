@@ -34,6 +34,8 @@ class WorkerRecord:
     #: calls it still ran when it registered again (after a stall), unknown to this broker:
     #: their slots stay busy until their results come
     ghosts: set[int] = field(default_factory=set)
+    #: the beat when ghosts were last added: a STATS echoing a later one lists them all
+    ghosts_beat: int = 0
     draining: bool = False
     calls_served: int = 0
     rss_mb: float = 0.0  # as the worker last reported it

@@ -18,6 +18,7 @@ import zmq
 from broker import bounded
 from broker.breaker import Admission, Breaker, BreakerState
 from broker.batching import Batcher, OpenBatch, unique_payloads
+from broker.beats import Beats, lost
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
 from broker.control import handle_control
@@ -84,6 +85,8 @@ class Broker:
         self._trim_log = TrimLog(log, clock)
         #: outcomes fronts reported, counted REPORT_BUDGET_S a turn
         self.reported = ReportedOutcomes(self.commands, self.call_log, clock, log)
+        #: numbered beats to workers, to find calls lost on the way to them (broker/beats.py)
+        self.beats = Beats()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -354,6 +357,7 @@ class Broker:
 
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
         call.worker = worker.identity
+        call.beat = self.beats.current
         worker.held.add(call.call_id)
         call.record.started()
         self.pools[call.pool].call_started()
@@ -415,7 +419,7 @@ class Broker:
             for result in message.items:  # type: ignore[union-attr]
                 self._on_result(worker, result, now_s)  # type: ignore[arg-type]
         elif kind is protocol.Stats:
-            worker.rss_mb = message.rss_mb  # type: ignore[union-attr]
+            self._on_stats(worker, message, now_s)  # type: ignore[arg-type]
         elif kind is protocol.Signal:
             self._on_worker_signal(worker, message.kind, now_s)  # type: ignore[union-attr]
         else:
@@ -430,11 +434,13 @@ class Broker:
                 for call_id in set(ready.running) - known.held - known.ghosts:
                     if self.pools[known.pool].occupy_free_slot(known):
                         known.ghosts.add(call_id)
+                        known.ghosts_beat = self.beats.current
                 return
             self._remove_worker(identity, "registered again as another worker")
         self.commands.learn_class_settings(ready.commands, ready.dependency, self._pool_has_workers)
         worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
-                              frozenset(ready.commands), now_s, now_s, ghosts=set(ready.running))
+                              frozenset(ready.commands), now_s, now_s, ghosts=set(ready.running),
+                              ghosts_beat=self.beats.current)
         self.workers[identity] = worker
         pool = self._pool(ready.dependency)
         pool.add_worker(worker)
@@ -462,6 +468,42 @@ class Broker:
             self._answer(call, result.outcome, result.execution_ms, result.payload)
         self._free_slot(worker, now_s)
 
+    def _on_stats(self, worker: WorkerRecord, stats: protocol.Stats, now_s: float) -> None:
+        """The worker's heartbeat: its size, and the calls it holds, which tell what was
+        lost on the way to it (broker/beats.py)."""
+        worker.rss_mb = stats.rss_mb
+        if not self.beats.sent_by_me(stats.beat):
+            return
+        holding = frozenset(stats.holding)
+        calls = self.calls
+        lost_calls = lost(((call_id, call.beat if (call := calls.get(call_id)) is not None else 0)
+                           for call_id in worker.held), stats.beat, holding)
+        lost_ghosts = [] if stats.beat <= worker.ghosts_beat else list(worker.ghosts - holding)
+        if not (lost_calls or lost_ghosts):
+            return
+        unanswered = sum(self._lose(call_id, worker, "lost the call on the way (a dropped connection): it never got "
+                                                     "it, or its result never came") for call_id in lost_calls)
+        worker.ghosts.difference_update(lost_ghosts)
+        for _ in range(len(lost_calls) + len(lost_ghosts)):
+            self._free_slot(worker, now_s)
+        log.warning("calls_lost_in_transit", dependency=worker.pool, worker_pid=worker.pid,
+                    calls_lost=len(lost_calls) + len(lost_ghosts), calls_answered=unanswered)
+
+    def _lose(self, call_id: int, worker: WorkerRecord, what_happened: str) -> bool:
+        """Forget a call ``worker`` will not answer, and answer it WORKER_LOST if no answer
+        has gone yet; True if one went now."""
+        worker.held.discard(call_id)
+        call = self.calls.pop(call_id)
+        if call is None:
+            return False
+        call.record.finished()
+        self.pools[worker.pool].call_finished(completed=False)
+        if call.answered:
+            return False
+        self._answer(call, Event.WORKER_LOST, 0.0, protocol.encode_error(
+            "WorkerLost", f"worker pid {worker.pid} of pool {worker.pool!r} {what_happened}"))
+        return True
+
     def _free_slot(self, worker: WorkerRecord, now_s: float) -> None:
         pool = self.pools[worker.pool]
         pool.release_slot(worker)
@@ -486,16 +528,7 @@ class Broker:
         self.outbox.forget_worker(identity)
         pool = self.pools[worker.pool]
         pool.remove_worker(identity)
-        lost = 0
-        for call_id in worker.held:
-            call = self.calls.pop(call_id)
-            if call is not None:
-                call.record.finished()
-                pool.call_finished(completed=False)
-            if call is not None and not call.answered:
-                lost += 1
-                self._answer(call, Event.WORKER_LOST, 0.0, protocol.encode_error(
-                    "WorkerLost", f"worker pid {worker.pid} of pool {worker.pool!r} {reason} while running the call"))
+        lost = sum(self._lose(call_id, worker, f"{reason} while running the call") for call_id in list(worker.held))
         gone = reason == "said goodbye"
         (log.info if gone else log.warning)("worker_left" if gone else "worker_lost", dependency=worker.pool,
                                             worker_pid=worker.pid, reason=reason, calls_lost=lost,
@@ -511,6 +544,7 @@ class Broker:
         beat = now_s >= self._next_heartbeat_s
         if beat:
             self._next_heartbeat_s = now_s + self.heartbeat_s
+            beat_frames = protocol.beat(self.beats.advance())
         silent_after_s = now_s - LIVENESS_INTERVALS * self.heartbeat_s
         if any(worker.last_seen_s < silent_after_s for worker in self.workers.values()):
             # The loop may have been held up (a flood on another socket): read what the
@@ -521,7 +555,7 @@ class Broker:
             if worker.last_seen_s < silent_after_s:
                 self._remove_worker(identity, f"was silent for {LIVENESS_INTERVALS} heartbeats")
             elif beat:
-                self.outbox.to_worker(identity, protocol.HEARTBEAT)
+                self.outbox.to_worker(identity, beat_frames)
 
     # -- breakers and runtime settings, published to fronts ----------------------------
 

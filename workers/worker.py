@@ -70,6 +70,8 @@ class Worker:
         self._hand_out_scheduled = False
         self._broker_seen_s = clock()  # last word from the broker, or last time we registered
         self._broker_heard_s = clock()  # last word from the broker
+        #: the number of the broker's last BEAT, echoed in each STATS (broker/beats.py)
+        self._beat_heard = 0
         self._draining = False
         self._drain_acked = gevent.event.Event()
         self._idle = gevent.event.Event()
@@ -156,7 +158,9 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while True:
             gevent.sleep(self.heartbeat_s)
-            self._results.send_after(protocol.stats(rss_mb()))  # a heartbeat that also says how big we are
+            # A heartbeat that says how big we are, and what we hold as of the broker's last
+            # beat: the broker finds what it sent us that never came (broker/beats.py).
+            self._results.send_after(protocol.stats(rss_mb(), self._beat_heard, tuple(self._running)))
             if self.clock() - self._broker_seen_s > LIVENESS_INTERVALS * self.heartbeat_s:
                 silent_s = self.clock() - self._broker_heard_s
                 remake = silent_s > RECONNECT_INTERVALS * self.heartbeat_s and not self._draining
@@ -180,6 +184,8 @@ class Worker:
             for call in message.items:
                 self._take_call(call)
             self._hand_out()
+        elif type(message) is protocol.Beat:
+            self._beat_heard = message.number
         elif type(message) is protocol.Signal:
             self._on_signal(message.kind)
         elif type(message) is protocol.Chaos:

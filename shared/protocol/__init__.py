@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES
 from shared.protocol.messages import (
-    COALESCE_ITEMS, MAX_BATCH, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NESTING,
+    COALESCE_ITEMS, MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NESTING,
     MAX_PAYLOAD_BYTES, MAX_REPORT_OUTCOMES, MAX_SLOTS, MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL,
-    STATE_TOPIC, Batch, BatchRequest, BreakerChange, Call, Calls, Chaos, Collapsible, Control, ControlReply,
+    STATE_TOPIC, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos, Collapsible, Control, ControlReply,
     Item, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Request, Requests, Result,
     Results, Signal, Snapshot, Stats,
 )
@@ -37,7 +37,7 @@ from shared.protocol.values import (
     pack_batch_results, split_by_size, unpack_batch, unpack_batch_results,
 )
 from shared.protocol.encoding import (
-    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, breaker_change, call, calls, chaos, collapsible, control,
+    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control,
     control_reply, fit, metrics, ready, replies, reply, report, request, requests, result, results, signal,
     snapshot, stats,
 )
@@ -47,7 +47,7 @@ from shared.protocol.decoding import (
 
 __all__ = [
     "CALL_OUTCOMES", "WORKER_OUTCOMES", "PROTOCOL", "MAX_PAYLOAD_BYTES", "MAX_HEADER_BYTES", "MAX_NAME_CHARS",
-    "MAX_TIMEOUT_MS", "MAX_SLOTS", "MAX_CALL_ID", "MAX_NESTING", "Kind", "ProtocolError", "Request", "Reply",
+    "MAX_TIMEOUT_MS", "MAX_SLOTS", "MAX_CALL_ID", "MAX_BEAT", "Beat", "beat", "MAX_NESTING", "Kind", "ProtocolError", "Request", "Reply",
     "Collapsible", "BatchRequest", "Batch", "Ready", "Call", "Result", "Requests", "Calls", "Replies",
     "Results", "Signal", "BreakerChange", "Snapshot", "Metrics", "Chaos", "Report", "Stats", "Control",
     "ControlReply", "Message", "MAX_BATCH", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES", "MAX_COALESCED",

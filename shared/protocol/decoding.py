@@ -12,8 +12,8 @@ from shared.protocol.fields import (
     _KIND_BY_VALUE, _SCALAR_TYPES, _check_nesting, _expect_fields, _int, _milliseconds, _name, _outcome, _payload,
 )
 from shared.protocol.messages import (
-    MAX_BATCH, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
-    MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, Batch, BatchRequest, BreakerChange, Call, Calls, Chaos,
+    MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
+    MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos,
     Collapsible, Control, ControlReply, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests,
     Request, Result, Results, Signal, Snapshot, Stats,
 )
@@ -122,9 +122,7 @@ def _outcome_fields(fields: list[Any], payload: bytes | None, outcomes: frozense
 
 def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready:
     _expect_fields(fields, ("dependency", "slots", "pid", "running"))
-    running = fields[3]
-    if not isinstance(running, list) or len(running) > MAX_SLOTS:
-        raise ProtocolError("running must be a list of call ids")
+    running = _call_ids("running", fields[3])
     commands = _decode_map(payload)
     if len(commands) > 10_000:
         raise ProtocolError("a worker may register at most 10000 commands")
@@ -137,7 +135,7 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
         _int("slots", fields[1], 1, MAX_SLOTS),
         _int("pid", fields[2], 0, 2**31),
         commands,
-        tuple(_int("running call id", call_id, 0, MAX_CALL_ID) for call_id in running),
+        running,
     )
 
 
@@ -254,10 +252,23 @@ def _reported_outcome(outcome: Any) -> tuple[Event, float]:
 
 
 def _decode_stats(kind: Kind, fields: list[Any], payload: bytes | None) -> Stats:
-    _expect_fields(fields, ("rss_mb",))
+    _expect_fields(fields, ("rss_mb", "beat"))
     if type(fields[0]) not in (int, float) or not 0 <= fields[0] < 2**40:
         raise ProtocolError(f"rss_mb must be a non-negative number, got {fields[0]!r:.50}")
-    return Stats(float(fields[0]))
+    holding = _call_ids("holding", decode_value(_payload(payload, required=True)))
+    return Stats(float(fields[0]), _int("beat", fields[1], 0, MAX_BEAT), holding)
+
+
+def _call_ids(name: str, value: Any) -> tuple[int, ...]:
+    """A worker's list of the calls it holds: at most MAX_SLOTS (one per slot)."""
+    if type(value) is not list or len(value) > MAX_SLOTS:
+        raise ProtocolError(f"{name} must be a list of at most {MAX_SLOTS} call ids")
+    return tuple(_int(f"{name} call id", call_id, 0, MAX_CALL_ID) for call_id in value)
+
+
+def _decode_beat(kind: Kind, fields: list[Any], payload: bytes | None) -> Beat:
+    _expect_fields(fields, ("number",))
+    return Beat(_int("number", fields[0], 0, MAX_BEAT))
 
 
 def _decode_chaos(kind: Kind, fields: list[Any], payload: bytes | None) -> Chaos:
@@ -312,6 +323,7 @@ _DECODERS: dict[Kind, Callable[[Kind, list[Any], bytes | None], Message]] = {
     Kind.BATCH_REQUEST: _decode_batch_request,
     Kind.BATCH: _decode_batch,
     Kind.METRICS: _decode_metrics,
+    Kind.BEAT: _decode_beat,
 }
 
 #: Coalesced kinds: the kind of each item they carry, its header fields (without the

@@ -169,8 +169,14 @@ def report(outcomes: dict[str, list[list[Any]]]) -> list[bytes]:
     return _frames([Kind.REPORT], encode_value(outcomes))
 
 
-def stats(rss_mb: float) -> list[bytes]:
-    return _frames([Kind.STATS, round(rss_mb, 1)])
+def stats(rss_mb: float, beat: int = 0, holding: tuple[int, ...] | list[int] = ()) -> list[bytes]:
+    """The held calls go in the payload: a busy worker's ids (9 bytes each) would not fit
+    the header's MAX_HEADER_BYTES."""
+    return _frames([Kind.STATS, round(rss_mb, 1), beat], encode_value(list(holding)))
+
+
+def beat(number: int) -> list[bytes]:
+    return _frames([Kind.BEAT, number])
 
 
 def control(action: str, arguments: dict[str, Any] | None = None) -> list[bytes]:

@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 
 from shared.events import Event
 
-#: Protocol name and version: the first frame of every message.
-PROTOCOL = b"SW01"
+#: Protocol name and version: the first frame of every message. SW02: numbered broker
+#: beats (BEAT) that a worker's STATS echoes with the calls it holds.
+PROTOCOL = b"SW02"
 #: Largest payload (arguments, result, error) a peer may send.
 MAX_PAYLOAD_BYTES = 1024 * 1024
 #: Largest header; headers are a handful of short fields.
@@ -26,6 +27,8 @@ MAX_TIMEOUT_MS = 3_600_000
 MAX_SLOTS = 10_000
 #: Largest call id; ids are 64-bit counters.
 MAX_CALL_ID = 2**63 - 1
+#: Largest beat number: a broker starts its count at random below 2**40 (broker/beats.py).
+MAX_BEAT = 2**48
 #: Deepest nesting of arrays and maps in a header or a map payload: repr() and JSON of a
 #: value nested past Python's recursion limit (msgpack allows 1024 levels) would raise.
 MAX_NESTING = 32
@@ -59,6 +62,7 @@ class Kind(enum.IntEnum):
     RESULTS = 23  # worker -> broker: several RESULTs, coalesced in one hub iteration
     REQUESTS = 24  # caller -> broker: several REQUESTs, coalesced in one hub iteration
     CALLS = 25  # broker -> worker: several CALLs to one worker, coalesced in one loop turn
+    BEAT = 26  # broker -> worker: its heartbeat, numbered; the worker's next STATS echoes the number
 
 
 class ProtocolError(ValueError):
@@ -188,7 +192,18 @@ class Report(NamedTuple):
 
 
 class Stats(NamedTuple):
+    """A worker's heartbeat: its size, and what lets the broker find calls lost on the way
+    to it (broker/beats.py)."""
+
     rss_mb: float
+    #: the number of the last BEAT it heard (0: none yet)
+    beat: int = 0
+    #: every call it holds (running or about to): at most its slots
+    holding: tuple[int, ...] = ()
+
+
+class Beat(NamedTuple):
+    number: int
 
 
 class Control(NamedTuple):
@@ -203,7 +218,7 @@ class ControlReply(NamedTuple):
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
            | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics | Requests | Calls | Replies
-           | Results)
+           | Results | Beat)
 
 #: Most calls in one batch.
 MAX_BATCH = 10_000

@@ -12,6 +12,7 @@ import zmq
 from api import Client, CommandError, ShortCircuited
 from api.testing import free_port
 from sample_commands import Echo
+from shared import protocol
 from shared.config import load
 from shared.security import generate_key_pair
 
@@ -66,7 +67,7 @@ def test_a_peer_without_curve_is_refused_and_logged(cluster):
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(cluster.config.endpoints["front"])  # no keys: a plain ZeroMQ peer
-        sock.send_multipart([b"SW01", b"\x91\x01"])
+        sock.send_multipart([protocol.PROTOCOL, b"\x91\x01"])
         cluster.wait_until(lambda: "not CURVE" in cluster.logs(200), "the broker to log the refusal")
     finally:
         sock.close()

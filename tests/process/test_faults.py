@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from api import CommandFailed, WorkerLost
+import gevent
+
+from api import CommandError, CommandFailed, WorkerLost
 from sample_commands import Echo, Sleep, SleepWithFallback
 from workers.exit_codes import EXIT_HUNG_CALL, EXIT_RECYCLED
 
@@ -110,6 +115,44 @@ def test_fronts_fail_fast_while_the_broker_is_down_and_recover_when_it_is_back(m
     cluster.wait_for_workers("sample", 1)
     cluster.wait_until(lambda: not client.broker_down, "the front to hear the broker again", timeout_s=5)
     assert Echo(text="back").execute(client=client) == "BACK"
+
+
+#: Beats of the next test: short, so the worker makes its socket again 1 s into a stall.
+STALL_HEARTBEAT_S = 0.1
+#: How long the broker stays stopped: past the worker's 10 silent beats, when it makes its
+#: socket again (workers/worker.py RECONNECT_INTERVALS).
+BROKER_STALL_S = 1.5
+
+
+def test_calls_lost_on_the_way_to_a_worker_that_made_its_socket_again_give_their_slots_back(make_cluster):
+    """A broker stopped past its worker's patience sends the calls that waited for it to
+    the worker's old, closed connection. Without numbered beats those two calls held both
+    slots for ever, and every later call timed out in the queue."""
+    cluster = make_cluster({"commands": {"Echo": {"timeout_s": 3.0}}}, heartbeat_s=STALL_HEARTBEAT_S)
+    broker = cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+    assert Echo(text="before").execute(client=client) == "BEFORE"
+
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        stalled = [Echo(text=str(number)).queue(client=client) for number in range(2)]  # wait in the broker's socket
+        gevent.sleep(BROKER_STALL_S)
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    for future in stalled:  # the front gave up on the silent broker: outcome unknown
+        with pytest.raises(CommandError):
+            future.get(timeout=5)
+
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["busy"] == 0, "the lost calls' slots to come back",
+                       timeout_s=5)
+    assert [Echo(text=str(number)).execute(client=client) for number in range(3)] == ["0", "1", "2"]
+    lines = [json.loads(line) for line in (cluster.directory / "broker.log").read_text().splitlines()]
+    lost = [line for line in lines if line["event"] == "calls_lost_in_transit"]
+    assert sum(line["calls_lost"] for line in lost) == 2, lost
+    worker_lines = (cluster.directory / "worker-sample.log").read_text()
+    assert '"socket_remade": true' in worker_lines, "the stall was too short to test anything"
 
 
 def test_a_front_that_dies_mid_call_is_forgotten_and_its_late_reply_dropped(make_cluster):

@@ -52,7 +52,7 @@ def test_a_broker_silent_for_three_seconds_leaves_the_view(feed, clock):
 
 def test_a_malformed_message_is_dropped_and_counted(feed):
     publish(feed, "a:1", Echo=command())
-    feed.receive([protocol.METRICS_TOPIC, b"SW01", b"garbage"])
+    feed.receive([protocol.METRICS_TOPIC, protocol.PROTOCOL, b"garbage"])
     bad = snapshot("b:2")
     bad["pools"] = {"sample": {"workers": -1}}
     feed.receive(protocol.metrics(bad))

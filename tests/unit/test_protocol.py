@@ -65,6 +65,45 @@ def test_ready_round_trips():
     assert protocol.decode(protocol.ready("ratings", 4, 4242, commands)) == protocol.Ready("ratings", 4, 4242, commands)
 
 
+def test_stats_round_trip_with_the_beat_heard_and_the_calls_held():
+    frames = protocol.stats(41.27, 2**40 + 3, (7, 9))
+
+    assert protocol.decode(frames) == protocol.Stats(41.3, 2**40 + 3, (7, 9))
+
+
+def test_beat_round_trips():
+    assert protocol.decode(protocol.beat(2**40)) == protocol.Beat(2**40)
+
+
+@pytest.mark.parametrize(
+    ("header", "held", "problem"),
+    [
+        ([Kind.STATS, 12.5, -1], [], f"beat must be an integer in [0, {protocol.MAX_BEAT}], got -1"),
+        ([Kind.STATS, 12.5, 3], [1, "2"], "holding call id must be an integer in [0, 9223372036854775807], got '2'"),
+        ([Kind.STATS, 12.5, 3], {"1": 1}, f"holding must be a list of at most {protocol.MAX_SLOTS} call ids"),
+        ([Kind.STATS, 12.5, 3], list(range(protocol.MAX_SLOTS + 1)),
+         f"holding must be a list of at most {protocol.MAX_SLOTS} call ids"),
+        ([Kind.STATS, 12.5], None, "expected fields rss_mb, beat, got 1 fields"),
+        ([Kind.STATS, 12.5, 3], None, "payload frame is missing"),
+        ([Kind.BEAT, True], None, f"number must be an integer in [0, {protocol.MAX_BEAT}], got True"),
+        ([Kind.BEAT, protocol.MAX_BEAT + 1], None,
+         f"number must be an integer in [0, {protocol.MAX_BEAT}], got {protocol.MAX_BEAT + 1}"),
+    ],
+    ids=["negative beat", "a held id that is not an int", "holding not a list", "holding more than any worker's slots",
+         "an SW01 stats", "no held calls", "a bool beat", "a beat past its range"],
+)
+def test_bad_beat_and_stats_fields_are_rejected(header, held, problem):
+    frames = frames_of(header, None if held is None else protocol.encode_value(held))
+
+    assert decode_error_text(frames) == f"{Kind(header[0]).name}: {problem}"
+
+
+def test_stats_hold_as_many_calls_as_a_worker_may_have_slots():
+    held = tuple(range(2**62, 2**62 + protocol.MAX_SLOTS))
+
+    assert protocol.decode(protocol.stats(1.0, 5, held)).holding == held
+
+
 def test_call_round_trips():
     frames = protocol.call(7, "GetRatings", 900, b"args")
 
@@ -138,9 +177,9 @@ def test_wrong_frame_count_is_rejected(count):
 
 
 def test_wrong_protocol_frame_is_rejected_naming_both_versions():
-    frames = [b"SW02", *protocol.HEARTBEAT[1:]]
+    frames = [b"SW01", *protocol.HEARTBEAT[1:]]
 
-    assert decode_error_text(frames) == "protocol frame is b'SW02', expected b'SW01'"
+    assert decode_error_text(frames) == "protocol frame is b'SW01', expected b'SW02'"
 
 
 def test_header_that_is_not_msgpack_is_rejected():
@@ -398,11 +437,11 @@ def test_decode_or_log_returns_the_message_when_valid():
 def test_decode_or_log_logs_why_and_returns_none_when_malformed():
     logger = RecordingLogger()
 
-    message = protocol.decode_or_log([b"SW02", b"\x91\x06"], logger, "front")
+    message = protocol.decode_or_log([b"SW01", b"\x91\x06"], logger, "front")
 
     assert message is None
     assert logger.warnings == [
-        ("malformed_message_dropped", {"source": "front", "error": "protocol frame is b'SW02', expected b'SW01'"})
+        ("malformed_message_dropped", {"source": "front", "error": "protocol frame is b'SW01', expected b'SW02'"})
     ]
 
 
