@@ -121,9 +121,13 @@ def _outcome_fields(fields: list[Any], payload: bytes | None, outcomes: frozense
 
 
 def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready:
-    _expect_fields(fields, ("dependency", "slots", "pid", "running"))
-    running = _call_ids("running", fields[3])
-    commands = _decode_map(payload)
+    _expect_fields(fields, ("dependency", "slots", "pid"))
+    body = _decode_map(payload)
+    if body.keys() != {"commands", "running"}:
+        raise ProtocolError(f"payload must be a map of commands and running, got keys {sorted(body)!r:.100}")
+    commands = body["commands"]
+    if not isinstance(commands, dict) or not all(type(name) is str for name in commands):
+        raise ProtocolError("commands must be a map of command names")
     if len(commands) > 10_000:
         raise ProtocolError("a worker may register at most 10000 commands")
     for name, settings in commands.items():
@@ -135,7 +139,7 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
         _int("slots", fields[1], 1, MAX_SLOTS),
         _int("pid", fields[2], 0, 2**31),
         commands,
-        running,
+        _call_ids("running", body["running"]),
     )
 
 

@@ -50,7 +50,9 @@ def batch(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[b
 
 def ready(dependency: str, slots: int, pid: int, commands: dict[str, dict[str, Any]],
           running: tuple[int, ...] = ()) -> list[bytes]:
-    return _frames([Kind.READY, dependency, slots, pid, list(running)], encode_value(commands))
+    """The calls still running go in the payload, with the commands: a busy worker's ids
+    (9 bytes each) would not fit the header's MAX_HEADER_BYTES."""
+    return _frames([Kind.READY, dependency, slots, pid], encode_value({"commands": commands, "running": list(running)}))
 
 
 def call(call_id: int, command: str, timeout_ms: int, payload: bytes) -> list[bytes]:

@@ -23,6 +23,11 @@ def frames_of(header: Any, payload: bytes | None = None) -> list[bytes]:
     return [PROTOCOL, packed] if payload is None else [PROTOCOL, packed, payload]
 
 
+def ready_body(commands: Any, running: Any = ()) -> bytes:
+    """A READY's payload: its commands and the calls it still runs."""
+    return protocol.encode_value({"commands": commands, "running": list(running)})
+
+
 def request_header(**fields: Any) -> list[Any]:
     values = {"call_id": 7, "command": "GetRatings", "dependency": "ratings", "timeout_ms": 1000, **fields}
     return [Kind.REQUEST, values["call_id"], values["command"], values["dependency"], values["timeout_ms"]]
@@ -102,6 +107,27 @@ def test_stats_hold_as_many_calls_as_a_worker_may_have_slots():
     held = tuple(range(2**62, 2**62 + protocol.MAX_SLOTS))
 
     assert protocol.decode(protocol.stats(1.0, 5, held)).holding == held
+
+
+def test_a_ready_names_as_many_running_calls_as_a_worker_may_have_slots():
+    running = tuple(range(2**62, 2**62 + protocol.MAX_SLOTS))
+
+    assert protocol.decode(protocol.ready("ratings", protocol.MAX_SLOTS, 4242, {}, running)).running == running
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"commands": {}}, "payload must be a map of commands and running, got keys ['commands']"),
+        ({"commands": ["GetRatings"], "running": []}, "commands must be a map of command names"),
+        ({"commands": {}, "running": [-1]}, "running call id must be an integer in [0, 9223372036854775807], got -1"),
+    ],
+    ids=["no running", "commands not a map", "a negative running id"],
+)
+def test_bad_ready_bodies_are_rejected(body, problem):
+    frames = frames_of([Kind.READY, "ratings", 4, 4242], protocol.encode_value(body))
+
+    assert decode_error_text(frames) == f"READY: {problem}"
 
 
 def test_call_round_trips():
@@ -250,7 +276,7 @@ def test_bool_call_id_is_rejected():
 
 
 def test_bool_slots_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", True, 4242, []], protocol.encode_value({}))
+    frames = frames_of([Kind.READY, "ratings", True, 4242], ready_body({}))
 
     assert decode_error_text(frames) == f"READY: slots must be an integer in [1, {protocol.MAX_SLOTS}], got True"
 
@@ -271,7 +297,7 @@ def test_out_of_range_request_ints_are_rejected(header, problem):
 
 @pytest.mark.parametrize("slots", [0, protocol.MAX_SLOTS + 1])
 def test_out_of_range_slots_are_rejected(slots):
-    frames = frames_of([Kind.READY, "ratings", slots, 4242, []], protocol.encode_value({}))
+    frames = frames_of([Kind.READY, "ratings", slots, 4242], ready_body({}))
 
     assert decode_error_text(frames) == f"READY: slots must be an integer in [1, 10000], got {slots}"
 
@@ -301,19 +327,19 @@ def test_name_at_the_length_limit_is_accepted():
 
 
 def test_ready_commands_that_are_not_a_map_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value(["GetRatings"]))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242], protocol.encode_value(["GetRatings"]))
 
     assert decode_error_text(frames) == "READY: payload must be a map, got list"
 
 
 def test_ready_command_that_is_not_a_name_is_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value({"GetRatings": {}, "": {}}))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242], ready_body({"GetRatings": {}, "": {}}))
 
     assert decode_error_text(frames) == "READY: command must be a name of 1-200 characters, got ''"
 
 
 def test_ready_command_settings_that_are_not_a_map_of_names_are_rejected():
-    frames = frames_of([Kind.READY, "ratings", 4, 4242, []], protocol.encode_value({"GetRatings": {1: 0.5}}))
+    frames = frames_of([Kind.READY, "ratings", 4, 4242], ready_body({"GetRatings": {1: 0.5}}))
 
     assert decode_error_text(frames) == "READY: settings of command 'GetRatings' must be a map of names"
 
