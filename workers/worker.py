@@ -37,7 +37,8 @@ from workers.watchdog import Watchdog
 
 log = get_logger("worker")
 
-#: A broker silent for this many heartbeat intervals is gone: register again.
+#: A broker silent for this many heartbeat intervals is logged; a broker that no longer
+#: knows this worker answers its next STATS with RESET, and it registers again then.
 LIVENESS_INTERVALS = 3
 #: Still silent after this many intervals: make the socket again, then register.
 #: Not sooner: a broker merely held up would lose the calls it sends in the switch.
@@ -167,10 +168,16 @@ class Worker:
                 log.warning("broker_silent", dependency=self.dependency, silent_s=round(silent_s, 3),
                             socket_remade=remake)
                 self._broker_seen_s = self.clock()
-                if remake:
+                if remake:  # never while draining
                     self._connect()
-                if not self._draining:
+                    # A new connection: no call sent before can come on it, so the READY's
+                    # list of running calls is whole.
                     self._register()
+                # Otherwise no READY of our own: one sent now could pass calls still on their
+                # way to us (a broker that dropped us sent them before; we were stopped) and
+                # leave them out of its running list, and the broker would send a call to a
+                # slot they fill. Its RESET comes after those calls, so the READY we send for
+                # it lists them (workers/worker.py _on_signal).
 
     def _on_message(self, frames: list[bytes]) -> None:
         message = protocol.decode_or_log(frames, log, "broker")
