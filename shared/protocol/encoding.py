@@ -189,7 +189,7 @@ def control_reply(ok: bool, data: dict[str, Any]) -> list[bytes]:
     return _frames([Kind.CONTROL_REPLY, ok], encode_value(data))
 
 
-#: Precomputed, since heartbeats go out on every beat to every worker.
+#: Precomputed: the broker's beat to fronts goes out four times a second.
 HEARTBEAT = signal(Kind.HEARTBEAT)
 #: The broker's beat to fronts, on its events socket.
 STATE_HEARTBEAT = [STATE_TOPIC, *HEARTBEAT]

@@ -42,7 +42,7 @@ class Kind(enum.IntEnum):
     READY = 3  # worker -> broker: register a worker and its slots
     CALL = 4  # broker -> worker: run a command
     RESULT = 5  # worker -> broker: its outcome
-    HEARTBEAT = 6  # both ways between broker and worker
+    HEARTBEAT = 6  # broker PUB -> fronts: the broker is alive (workers get BEAT, and send STATS)
     DRAINING = 7  # worker -> broker: send me nothing new
     DRAIN_ACK = 8  # broker -> worker: nothing new will come
     GOODBYE = 9  # worker -> broker: I hold nothing and am leaving
