@@ -15,6 +15,7 @@ import gevent
 import zmq
 
 from api import CommandError, CommandFailed, WorkerLost
+from fuzz.scenarios import FakeBroker
 from sample_commands import Echo, Sleep, SleepWithFallback
 from shared import protocol
 from shared.events import Event
@@ -181,6 +182,40 @@ def test_a_call_a_worker_says_it_never_got_is_answered_worker_lost_at_once_and_i
         assert reused.get(timeout=5) == "AGAIN"
     finally:
         worker.close()
+
+
+#: Longer than the worker's 3 silent beats (0.6 s at the suite's 0.2 s), shorter than its
+#: 10 (when it would make a new socket, and register on it at once).
+WORKER_STOP_S = 1.2
+
+
+def test_a_worker_back_from_a_stop_registers_only_when_asked_after_the_calls_that_waited_for_it(make_cluster):
+    """Its READY must list every call it holds. One sent on its own when it wakes could
+    go before it has read a call waiting in its socket; the broker's RESET comes after
+    that call on the same connection. The test plays the broker."""
+    cluster = make_cluster()
+    broker = FakeBroker(cluster)
+    try:
+        (worker,) = cluster.start_workers("sample", "sample_commands")
+        identity, _ = broker.receive(lambda _, message: type(message) is protocol.Ready, "READY", 15.0)
+        broker.sock.send_multipart([identity, *protocol.beat(1)])  # heard now: it will not make a new socket
+        broker.receive(lambda _, message: type(message) is protocol.Stats and message.beat == 1, "STATS echoing it")
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            arguments = protocol.encode_value({"seconds": 1.0, "marker_dir": "", "label": ""})
+            waiting = protocol.call(41, "Sleep", 5000, arguments)
+            broker.sock.send_multipart([identity, *waiting])
+            time.sleep(WORKER_STOP_S)
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        # Awake, it beats (STATS) and says the broker is silent, but registers only when told.
+        _, stats = broker.receive(lambda _, message: type(message) is protocol.Stats, "STATS after SIGCONT")
+        assert '"broker_silent"' in (cluster.directory / "worker-sample.log").read_text()
+        broker.sock.send_multipart([identity, *protocol.signal(protocol.Kind.RESET)])
+        _, ready = broker.receive(lambda _, message: type(message) is protocol.Ready, "READY after RESET")
+        assert ready.running == (41,)
+    finally:
+        broker.close()
 
 
 class FakeWorker:
