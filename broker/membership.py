@@ -95,8 +95,12 @@ class WorkerMembership:
         unanswered = sum(self._lose(call_id, worker, "lost the call on the way (a dropped connection): it never got "
                                                      "it, or its result never came") for call_id in lost_calls)
         worker.ghosts.difference_update(lost_ghosts)
-        for _ in range(len(lost_calls) + len(lost_ghosts)):
-            self._free_slot(worker, now_s)
+        pool = self.pools[worker.pool]
+        for _ in range(len(lost_calls) + len(lost_ghosts) - 1):
+            pool.release_slot(worker)
+        # The last slot through _free_slot: queued calls go out, and a draining worker now
+        # idle is logged once, not once per slot.
+        self._free_slot(worker, now_s)
         log.warning("calls_lost_in_transit", dependency=worker.pool, worker_pid=worker.pid,
                     calls_lost=len(lost_calls) + len(lost_ghosts), calls_answered=unanswered)
 

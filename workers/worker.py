@@ -69,7 +69,7 @@ class Worker:
         #: slot greenlets waiting for a call (see _slot)
         self._idle_slots: list[RawGreenlet] = []
         self._hand_out_scheduled = False
-        self._broker_seen_s = clock()  # last word from the broker, or last time we registered
+        self._broker_seen_s = clock()  # last word from the broker, or last time we said it was silent
         self._broker_heard_s = clock()  # last word from the broker
         #: the number of the broker's last BEAT, echoed in each STATS (broker/beats.py)
         self._beat_heard = 0

@@ -209,8 +209,9 @@ def test_a_worker_back_from_a_stop_registers_only_when_asked_after_the_calls_tha
         finally:
             os.kill(worker.pid, signal.SIGCONT)
         # Awake, it beats (STATS) and says the broker is silent, but registers only when told.
-        _, stats = broker.receive(lambda _, message: type(message) is protocol.Stats, "STATS after SIGCONT")
-        assert '"broker_silent"' in (cluster.directory / "worker-sample.log").read_text()
+        broker.receive(lambda _, message: type(message) is protocol.Stats, "STATS after SIGCONT")
+        cluster.wait_until(lambda: '"broker_silent"' in (cluster.directory / "worker-sample.log").read_text(),
+                           "the worker to find the broker silent", timeout_s=5)
         broker.sock.send_multipart([identity, *protocol.signal(protocol.Kind.RESET)])
         _, ready = broker.receive(lambda _, message: type(message) is protocol.Ready, "READY after RESET")
         assert ready.running == (41,)

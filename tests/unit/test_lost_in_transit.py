@@ -179,3 +179,30 @@ def test_a_ghost_whose_result_was_lost_frees_its_slot_once_a_later_beat_is_echoe
     scene.stats(scene.beat(), holding=())
 
     assert scene.busy == 0 and scene.outcomes() == []
+
+
+class Lines:
+    """Stands in for a module's logger: keeps the events."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def info(self, event: str, **fields: object) -> None:
+        self.events.append(event)
+
+    warning = info
+
+
+def test_a_draining_worker_that_lost_all_it_held_is_logged_drained_once(scene, monkeypatch):
+    server_log, membership_log = Lines(), Lines()
+    monkeypatch.setattr("broker.server.log", server_log)
+    monkeypatch.setattr("broker.membership.log", membership_log)
+    scene.request()
+    scene.request()
+    scene.broker._on_back([WORKER, *protocol.signal(protocol.Kind.DRAINING)])
+
+    scene.stats(scene.beat(), holding=())
+
+    assert scene.outcomes() == [Event.WORKER_LOST, Event.WORKER_LOST] and scene.busy == 0
+    assert server_log.events.count("worker_drained") == 1
+    assert membership_log.events.count("calls_lost_in_transit") == 1
