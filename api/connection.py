@@ -24,6 +24,7 @@ from shared import protocol
 from shared.burst import Burst
 from shared.config import Config
 from shared.events import Event
+from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
 from shared.owned_socket import OwnedSocket
 from shared.security import secure_client
@@ -76,6 +77,7 @@ class BrokerConnection:
         self._pending: dict[int, ReplyWaiter] = {}
         #: REQUEST items (call_id, command, dependency, timeout_ms, payload) on their way
         self._requests = Burst(self._send_now, protocol.request, protocol.requests)
+        self._malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S)
         self._call_ids = itertools.count(1)
         self._calls: OwnedSocket | None = None
         self._state: OwnedSocket | None = None
@@ -195,7 +197,7 @@ class BrokerConnection:
 
     def _on_reply(self, frames: list[bytes]) -> None:
         """A REPLY, or REPLIES: the broker's replies to this caller in one of its loop turns."""
-        message = protocol.decode_or_log(frames, log, "broker")
+        message = protocol.decode_or_log(frames, log, "broker", self._malformed_lines)
         kind = type(message)
         # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
         # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
@@ -219,7 +221,7 @@ class BrokerConnection:
         if frames and frames[0] == protocol.METRICS_TOPIC:
             self._on_metrics(frames)
             return
-        message = protocol.decode_or_log(frames[1:], log, "events")
+        message = protocol.decode_or_log(frames[1:], log, "events", self._malformed_lines)
         self._heard_s = time.monotonic()
         if type(message) is protocol.BreakerChange:
             self.breakers.update(message.command, message.state, message.retry_in_ms)
@@ -233,7 +235,10 @@ class BrokerConnection:
         try:
             snapshot = protocol.decode_metrics(frames)
         except protocol.ProtocolError as exc:
-            log.warning("malformed_message_dropped", source="events", broker=self.name, error=str(exc))
+            held_back = self._malformed_lines.due(("metrics", str(exc)))
+            if held_back is not None:
+                log.warning("malformed_message_dropped", source="events", broker=self.name, error=str(exc),
+                            dropped_since_last_line=held_back)
             return
         self._room_by_pool = {
             name: max(0, pool["slots"] - pool["busy"]) + max(0, pool["queue_size"] - pool["queued"])

@@ -20,6 +20,7 @@ from typing import Any, Callable, Generator, Iterable, Protocol
 import gevent
 
 from api.event_stream import StreamPlaces
+from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
 
 log = get_logger("api.dashboard")
@@ -84,18 +85,23 @@ def _only_get(app: WSGIApp) -> WSGIApp:
     return guarded
 
 
-_view_error_logged_s = [float("-inf")]  # when the last "view failed" line was logged
+class ViewJson:
+    """The feed's view as JSON; a feed that fails gives ``{"error": ...}`` rather than no
+    answer, and a line in the log at most every VIEW_ERROR_LOG_INTERVAL_S."""
 
+    def __init__(self, feed: Feed, clock: Callable[[], float] = time.monotonic) -> None:
+        self.feed = feed
+        self._error_lines = LogThrottle(VIEW_ERROR_LOG_INTERVAL_S, clock)
 
-def _view_json(feed: Feed) -> bytes:
-    """The view as JSON; a feed that fails gives ``{"error": ...}`` rather than no answer."""
-    try:
-        return json.dumps(feed.view(), default=str, allow_nan=False, separators=(",", ":")).encode()
-    except Exception as exc:  # noqa: BLE001 - the page shows the error and keeps following
-        if time.monotonic() - _view_error_logged_s[0] >= VIEW_ERROR_LOG_INTERVAL_S:
-            _view_error_logged_s[0] = time.monotonic()
-            log.error("dashboard_view_failed", error=f"{type(exc).__name__}: {exc}")
-        return json.dumps({"error": f"the metrics view failed: {type(exc).__name__}: {exc}"}).encode()
+    def __call__(self) -> bytes:
+        try:
+            return json.dumps(self.feed.view(), default=str, allow_nan=False, separators=(",", ":")).encode()
+        except Exception as exc:  # noqa: BLE001 - the page shows the error and keeps following
+            error = f"{type(exc).__name__}: {exc}"
+            held_back = self._error_lines.due()
+            if held_back is not None:
+                log.error("dashboard_view_failed", error=error, failures_since_last_line=held_back)
+            return json.dumps({"error": f"the metrics view failed: {error}"}).encode()
 
 
 def page_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -124,7 +130,7 @@ class Streams:
 
     def __init__(self, feed: Feed, limit: int = MAX_STREAMS, interval_s: float = STREAM_INTERVAL_S,
                  lifetime_s: float = STREAM_LIFETIME_S) -> None:
-        self.feed = feed
+        self.view_json = ViewJson(feed)
         self.limit = limit
         self.interval_s = interval_s
         self.lifetime_s = lifetime_s
@@ -146,15 +152,16 @@ class Streams:
         yield f"retry: {STREAM_RETRY_MS}\n\n".encode()
         ends_s = time.monotonic() + self.lifetime_s
         while time.monotonic() < ends_s:
-            yield b"data: " + _view_json(self.feed) + b"\n\n"
+            yield b"data: " + self.view_json() + b"\n\n"
             gevent.sleep(self.interval_s)
 
 
 def dashboard_apps(feed: Feed) -> dict[str, WSGIApp]:
     """Path prefix -> WSGI app for the dashboard; route by the longest matching prefix."""
+    view_json = ViewJson(feed)
 
     def json_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        return _respond(start_response, 200, _view_json(feed), "application/json")
+        return _respond(start_response, 200, view_json(), "application/json")
 
     return {
         "/dashboard": _only_get(page_app),

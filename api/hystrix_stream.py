@@ -27,6 +27,7 @@ from urllib.parse import parse_qs
 import gevent
 
 from api.event_stream import StreamPlaces
+from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
 from shared.metrics_schema import PERCENTILE_KEYS
 
@@ -47,6 +48,8 @@ STREAM_HEADERS = [
 ]
 #: Written after every round: keep-alive, and how a gone client is noticed.
 PING = b"ping: \n\n"
+#: At most one log line about a failing view in this long (every connection asks each round).
+VIEW_ERROR_LOG_INTERVAL_S = 10.0
 
 #: Which seawall events each of Hystrix's rolling counters counts, in Hystrix's field order.
 COMMAND_COUNTERS: dict[str, tuple[str, ...]] = {
@@ -208,6 +211,7 @@ class HystrixStream:
         self.places = StreamPlaces(max_connections)
         #: the last view encoded, and its events: connections reading the same view share them
         self._encoded: tuple[Any, bytes] = (None, b"")
+        self._view_error_lines = LogThrottle(VIEW_ERROR_LOG_INTERVAL_S)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/hystrix.stream":
@@ -241,7 +245,10 @@ class HystrixStream:
             if view is not self._encoded[0]:
                 self._encoded = (view, b"".join(encode_event(message) for message in hystrix_messages(view)))
         except Exception as exc:  # noqa: BLE001 - the stream stays open; the log says why it is empty
-            log.error("hystrix_stream_view_failed", error=f"{type(exc).__name__}: {exc}")
+            held_back = self._view_error_lines.due()
+            if held_back is not None:
+                log.error("hystrix_stream_view_failed", error=f"{type(exc).__name__}: {exc}",
+                          failures_since_last_line=held_back)
             return PING
         return self._encoded[1] + PING
 

@@ -23,6 +23,7 @@ import zmq
 
 from api.cluster import MAX_VIEW_ENTRIES, aggregate, request_rate
 from shared import protocol
+from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
 from shared.owned_socket import OwnedSocket
 from shared.transport import make_socket
@@ -70,7 +71,7 @@ class MetricsFeed:
         self._latest: dict[str, _Received] = {}
         self._rate_history: dict[str, deque[float]] = {}
         self._reused: tuple[float, dict[str, Any]] | None = None  # (built at, view)
-        self._warned_s: dict[str, float] = {}
+        self._drop_lines = LogThrottle(WARN_INTERVAL_S, clock)  # keyed by reason
         self.dropped: dict[str, int] = {"malformed": 0, "too_many_brokers": 0}
         self._socket: OwnedSocket | None = None
         self._connected_s = 0.0
@@ -141,10 +142,7 @@ class MetricsFeed:
 
     def _drop(self, reason: str, **fields: Any) -> None:
         self.dropped[reason] += 1
-        now_s = self._clock()
-        last_s = self._warned_s.get(reason)
-        if last_s is None or now_s - last_s >= WARN_INTERVAL_S:
-            self._warned_s[reason] = now_s
+        if self._drop_lines.due(reason) is not None:
             log.warning("metrics_snapshot_dropped", reason=reason, dropped_so_far=self.dropped[reason], **fields)
 
     def _forget_silent(self) -> None:

@@ -46,6 +46,7 @@ from typing import Any, Iterator
 
 from api.testing import Cluster
 from batch_commands import BATCH_LOG_ENV, DEPENDENCY, TIMEOUT_S, CollapsedGet, PlainGet
+from measuring import progress
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPRODUCE_COMMAND = ".venv/bin/python bench/batching.py"
@@ -138,10 +139,6 @@ class Burst:
 
 
 # -- processes ---------------------------------------------------------------------------
-
-
-def progress(text: str) -> None:
-    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def read_answer(process: subprocess.Popen[bytes], name: str, timeout_s: float = FRONT_ANSWER_TIMEOUT_S) -> Any:

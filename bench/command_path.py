@@ -42,7 +42,7 @@ import zmq
 from api.client import Client
 from api.command import Command
 from api.testing import Cluster
-from measuring import WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets, percentile
+from measuring import WARMUP_CALLS, Result, Samples, Window, measure_in_greenlets, percentile, progress
 from noop_commands import FALLBACK_VALUE, Noop, SleepPastTimeout
 from peers.probe import ProcessProbe
 
@@ -206,10 +206,6 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 # -- reporting ---------------------------------------------------------------------------
-
-
-def progress(text: str) -> None:
-    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def verdict(met: bool) -> str:

@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from measuring import progress
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 REPRODUCE_COMMAND = ".venv/bin/python bench/compiled_core.py"
 
@@ -48,10 +50,6 @@ RUNS = 2
 #: Bounds on the subprocesses: a hung build or benchmark fails the run rather than hanging it.
 COMPILE_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 600
-
-
-def progress(text: str) -> None:
-    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def copy_tracked_sources(destination: Path) -> None:

@@ -10,6 +10,7 @@ when greenlets are asked for.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from array import array
 from dataclasses import dataclass, field
@@ -104,6 +105,11 @@ class Samples:
         latencies_us = sorted(self.latencies_us)
         return Result(path, callers, percentile(latencies_us, 0.50), percentile(latencies_us, 0.99),
                       self.finished / self.measured_s)
+
+
+def progress(text: str) -> None:
+    """A line on stderr saying what a long run is doing: stdout is kept for its figures."""
+    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

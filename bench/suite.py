@@ -38,6 +38,7 @@ import suite_environment
 import suite_plot
 import suite_report
 from batching import parse_args as collapsing_args, read_answer
+from measuring import progress
 from peers import celery_peer, collapsing_peer, floor_peer, seawall_peer
 from peers.processes import Servers, bench_env, stop_with_children
 from peers.workloads import WORKLOADS
@@ -103,10 +104,6 @@ FULL = Plan(rounds=3, round_s=4.0, warmup_fraction=1.0, max_calls=200_000,
 QUICK = Plan(rounds=1, round_s=0.5, warmup_fraction=0.2, max_calls=20_000,
              collapsing_argv=("--fronts", "2", "--calls-per-front", "500", "--rounds", "1",
                               "--sequential-calls", "20"))
-
-
-def progress(text: str) -> None:
-    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 # -- callers -----------------------------------------------------------------------------

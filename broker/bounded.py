@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from broker.breaker import BreakerState
 from broker.metrics import snapshot as metrics_snapshot
 from shared import protocol
+from shared.log_throttle import LogThrottle
 
 if TYPE_CHECKING:
     from broker.breaker import Breaker
@@ -39,16 +40,11 @@ class TrimLog:
 
     def __init__(self, log: Any, clock: Callable[[], float]) -> None:
         self._log = log
-        self._clock = clock
-        self._logged_s: dict[str, float] = {}
+        self._lines = LogThrottle(TRIM_LOG_INTERVAL_S, clock)  # keyed by message kind
 
     def trimmed(self, message: str, kept: int, total: int) -> None:
-        if kept >= total:
+        if kept >= total or self._lines.due(message) is None:
             return
-        now_s = self._clock()
-        if now_s - self._logged_s.get(message, -TRIM_LOG_INTERVAL_S) < TRIM_LOG_INTERVAL_S:
-            return
-        self._logged_s[message] = now_s
         self._log.warning("message_trimmed", message=message, entries_kept=kept, entries_left_out=total - kept,
                           max_payload_bytes=protocol.MAX_PAYLOAD_BYTES)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from broker.breaker import HEALTH_EVENTS, Admission
 from shared import protocol
 from shared.events import Event
+from shared.log_throttle import LogThrottle
 
 if TYPE_CHECKING:
     from broker.call_log import CallLog
@@ -78,7 +79,7 @@ class ReportedOutcomes:
         self.backlog = ReportBacklog(max_waiting)
         self._dropped_reports = 0
         self._dropped_outcomes = 0
-        self._drop_logged_s = -math.inf
+        self._drop_lines = LogThrottle(DROP_LOG_INTERVAL_S, clock)
 
     def receive(self, report: protocol.Report) -> None:
         """Count ``report`` now if few outcomes wait, else hold it for the loop's slices;
@@ -91,12 +92,10 @@ class ReportedOutcomes:
     def _dropped(self, outcomes: int) -> None:
         self._dropped_reports += 1
         self._dropped_outcomes += outcomes
-        now_s = self._clock()
-        if now_s - self._drop_logged_s < DROP_LOG_INTERVAL_S:
+        if self._drop_lines.due() is None:
             return
         self._log.warning("report_dropped", reports=self._dropped_reports, outcomes=self._dropped_outcomes,
                           outcomes_waiting=self.backlog.pending, max_waiting=self.backlog.max_outcomes)
-        self._drop_logged_s = now_s
         self._dropped_reports = self._dropped_outcomes = 0
 
     def count(self, budget_s: float) -> None:

@@ -34,6 +34,7 @@ from broker.call_log import CallLog
 from shared import protocol
 from shared.config import MAX_OVERRIDES, Config, ConfigError, check_override, ensure_run_dir, with_overrides
 from shared.events import Event
+from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
 from shared.security import needs_curve, secure_server
 from shared.transport import bind, context, holds_message, make_socket, recv_frames, send_frames
@@ -82,6 +83,8 @@ class Broker(WorkerMembership):
         self._identity = broker_identity()
         self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
         self._trim_log = TrimLog(log, clock)
+        #: ``malformed_message_dropped`` lines, per socket and error
+        self.malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, clock)
         #: outcomes fronts reported, counted REPORT_BUDGET_S a turn
         self.reported = ReportedOutcomes(self.commands, self.call_log, clock, log)
         #: numbered beats to workers, to find calls lost on the way to them (broker/beats.py)
@@ -207,7 +210,7 @@ class Broker(WorkerMembership):
     # -- callers -------------------------------------------------------------------------
 
     def _on_front(self, frames: list[bytes]) -> None:
-        caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front")
+        caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front", self.malformed_lines)
         kind = type(message)
         # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
         # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
@@ -397,7 +400,7 @@ class Broker(WorkerMembership):
     # -- workers -------------------------------------------------------------------------
 
     def _on_back(self, frames: list[bytes]) -> None:
-        identity, message = frames[0], protocol.decode_or_log(frames[1:], log, "back")
+        identity, message = frames[0], protocol.decode_or_log(frames[1:], log, "back", self.malformed_lines)
         if message is None:
             return
         now_s = self.clock()
@@ -490,7 +493,7 @@ class Broker(WorkerMembership):
         if len(frames) < 2:
             log.warning("malformed_message_dropped", source="control", error="no routing frames")
             return
-        envelope, message = frames[:1], protocol.decode_or_log(frames[1:], log, "control")
+        envelope, message = frames[:1], protocol.decode_or_log(frames[1:], log, "control", self.malformed_lines)
         if type(message) is not protocol.Control:
             answer = (False, {"error": "expected a CONTROL message"})
         else:

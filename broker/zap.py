@@ -22,12 +22,12 @@ import zmq.auth
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
+from shared.log_throttle import LogThrottle
+
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_VERSION = b"1.0"
 #: A peer refused again within this long is counted, not logged again.
 REFUSAL_LOG_INTERVAL_S = 10.0
-#: Most peers whose refusals are tracked at once.
-MAX_TRACKED_REFUSALS = 1000
 
 
 class CurveGate:
@@ -36,10 +36,10 @@ class CurveGate:
         self._context = context
         self._allowed_dir = allowed_keys_dir
         self._log = logger
-        self._clock = clock
         self._allowed: dict[bytes, bool] = {}
         self._loaded_mtime_ns: int | None = None
-        self._refused: dict[tuple[str, str], tuple[float, int]] = {}
+        #: keyed by (peer address, key); bounded (shared.log_throttle.MAX_KEYS peers)
+        self._refusal_lines = LogThrottle(REFUSAL_LOG_INTERVAL_S, clock)
         self.socket: zmq.Socket | None = None
         self._monitors: list[tuple[zmq.Socket, zmq.Socket]] = []
 
@@ -103,15 +103,10 @@ class CurveGate:
 
     def _refused_peer(self, address: bytes, key: str, reason: str) -> None:
         peer = (address.decode(errors="replace"), key)
-        now_s = self._clock()
-        logged_s, count = self._refused.get(peer, (-REFUSAL_LOG_INTERVAL_S, 0))
-        if now_s - logged_s < REFUSAL_LOG_INTERVAL_S:
-            self._refused[peer] = (logged_s, count + 1)
+        held_back = self._refusal_lines.due(peer)
+        if held_back is None:
             return
-        if len(self._refused) >= MAX_TRACKED_REFUSALS:
-            self._refused.clear()
-        self._refused[peer] = (now_s, 0)
-        self._log.warning("peer_refused", address=peer[0], key=key, reason=reason, refused_since_last_line=count,
+        self._log.warning("peer_refused", address=peer[0], key=key, reason=reason, refused_since_last_line=held_back,
                           allowed_keys_dir=self._allowed_dir)
 
     def _reload_if_changed(self) -> None:

@@ -26,6 +26,7 @@ from shared import protocol
 from shared.burst import Burst
 from shared.config import Config
 from shared.events import Event
+from shared.log_throttle import LogThrottle
 from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
 from shared.security import secure_client
@@ -63,6 +64,7 @@ class Worker:
         self.slots = slots
         self.clock = clock
         self.heartbeat_s: float = config.broker_setting("heartbeat_s")
+        self._malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, clock)
         self._running: set[int] = set()
         #: calls taken but not yet started by a slot, oldest first
         self._waiting: deque[protocol.Call | protocol.Batch] = deque()
@@ -180,7 +182,7 @@ class Worker:
                 # it lists them (workers/worker.py _on_signal).
 
     def _on_message(self, frames: list[bytes]) -> None:
-        message = protocol.decode_or_log(frames, log, "broker")
+        message = protocol.decode_or_log(frames, log, "broker", self._malformed_lines)
         if message is None:
             return
         self._broker_seen_s = self._broker_heard_s = self.clock()

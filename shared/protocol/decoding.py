@@ -7,6 +7,7 @@ from typing import Any, Callable
 import msgpack
 
 from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES, Event
+from shared.log_throttle import LogThrottle
 from shared.metrics_schema import check_snapshot
 from shared.protocol.fields import (
     _KIND_BY_VALUE, _SCALAR_TYPES, _check_nesting, _expect_fields, _int, _milliseconds, _name, _outcome, _payload,
@@ -18,6 +19,9 @@ from shared.protocol.messages import (
     Request, Result, Results, Signal, Snapshot, Stats,
 )
 from shared.protocol.values import decode_value
+
+#: At most one ``malformed_message_dropped`` line per source and error in this long.
+MALFORMED_LOG_INTERVAL_S = 10.0
 
 
 def decode(frames: list[bytes]) -> Message:
@@ -51,12 +55,17 @@ def decode(frames: list[bytes]) -> Message:
         raise ProtocolError(f"{kind.name}: {exc}") from None
 
 
-def decode_or_log(frames: list[bytes], logger: Any, source: str) -> Message | None:
-    """``decode(frames)``, or None after logging why the message was dropped."""
+def decode_or_log(frames: list[bytes], logger: Any, source: str, lines: LogThrottle) -> Message | None:
+    """``decode(frames)``, or None after logging why the message was dropped: at most one
+    line per source and error every ``lines.interval_s``, with the count dropped since
+    the last (a peer still speaking an older protocol would else log every message)."""
     try:
         return decode(frames)
     except ProtocolError as exc:
-        logger.warning("malformed_message_dropped", source=source, error=str(exc))
+        error = str(exc)
+        held_back = lines.due((source, error))
+        if held_back is not None:
+            logger.warning("malformed_message_dropped", source=source, error=error, dropped_since_last_line=held_back)
         return None
 
 

@@ -68,6 +68,29 @@ def test_malformed_messages_on_a_broker_socket_leave_it_serving(cluster, socket_
     assert all(line["error"] for line in dropped)
 
 
+def test_a_front_on_an_older_protocol_gets_one_log_line_not_one_per_message(cluster):
+    """Every request of a front not yet upgraded is malformed to this broker: a flood of
+    the same error is one line (then one per interval, with the count), and calls go on."""
+    old_protocol_request = [b"SW01", msgpack.packb([protocol.Kind.REQUEST, 1, "Echo", "sample", 100]), b"\x80"]
+    sock = make_socket(zmq.DEALER)
+    try:
+        sock.connect(cluster.config.endpoints["front"])
+        for _ in range(2000):
+            sock.send_multipart(old_protocol_request)
+        # The same connection's next request is answered after the broker read the flood.
+        sock.send_multipart(protocol.request(7, "Echo", "sample", 5000, protocol.encode_value({"text": "fine"})))
+        assert sock.poll(10_000), "the broker did not answer after the flood"
+        reply = protocol.decode(sock.recv_multipart())
+    finally:
+        sock.close(linger=0)
+    assert type(reply) is protocol.Reply and reply.call_id == 7 and protocol.decode_value(reply.payload) == "FINE"
+
+    dropped = [json.loads(line) for line in (cluster.directory / "broker.log").read_text().splitlines()
+               if "malformed_message_dropped" in line]
+    assert [(line["source"], line["error"], line["dropped_since_last_line"]) for line in dropped] == [
+        ("front", "protocol frame is b'SW01', expected b'SW02'", 0)]
+
+
 def _run(module, config_path, *extra):
     return subprocess.run([sys.executable, "-m", module, "--config", str(config_path), *extra],
                           capture_output=True, text=True, timeout=30)

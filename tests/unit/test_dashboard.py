@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from api.dashboard import STATIC_FILES, Streams, dashboard_app, dashboard_apps
+from api.dashboard import STATIC_FILES, VIEW_ERROR_LOG_INTERVAL_S, Streams, ViewJson, dashboard_app, dashboard_apps
 
 VIEW = {"time_ms": 1, "brokers": {}, "commands": {"GetRatings": {"breaker": "OPEN", "error_pct": 100.0}},
         "pools": {}, "collapsers": {}}
@@ -86,6 +87,19 @@ def test_the_json_is_the_feeds_view(app):
 def test_a_failing_feed_answers_an_error_in_the_view_not_a_crash():
     response, body = get(dashboard_app(BrokenFeed()), "/dashboard.json")
     assert response.code == 200 and "no broker heard yet" in json.loads(body)["error"]
+
+
+def test_a_failing_feed_is_logged_once_per_interval_with_the_count_since():
+    clock_s = [0.0]
+    view_json = ViewJson(BrokenFeed(), clock=lambda: clock_s[0])
+    with capture_logs() as logs:
+        answers = [json.loads(view_json()) for _ in range(20)]  # 20 streams' rounds, say
+        clock_s[0] = VIEW_ERROR_LOG_INTERVAL_S
+        view_json()
+
+    assert all("no broker heard yet" in answer["error"] for answer in answers)
+    assert [(line["event"], line["failures_since_last_line"]) for line in logs] == [
+        ("dashboard_view_failed", 0), ("dashboard_view_failed", 19)]
 
 
 def test_a_view_that_is_not_json_answers_an_error_naming_why():

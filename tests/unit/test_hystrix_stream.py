@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from api.cluster import aggregate
 from api.hystrix_stream import HystrixStream, hystrix_messages, parse_delay_ms
@@ -231,3 +232,20 @@ def test_a_failing_view_leaves_the_stream_open_with_pings():
     _, body = open_stream(HystrixStream(BrokenFeed()))
     assert next(iter(body)) == b"ping: \n\n"
     body.close()
+
+
+def test_a_failing_view_is_logged_once_for_every_connection_not_once_a_round_each():
+    class BrokenFeed:
+        def view(self):
+            raise RuntimeError("no view")
+
+    app = HystrixStream(BrokenFeed())
+    with capture_logs() as logs:
+        bodies = [open_stream(app)[1] for _ in range(app.max_connections)]
+        rounds = [next(iter(body)) for body in bodies]
+        for body in bodies:
+            body.close()
+
+    assert rounds == [b"ping: \n\n"] * app.max_connections
+    assert [(line["event"], line["error"], line["failures_since_last_line"]) for line in logs] == [
+        ("hystrix_stream_view_failed", "RuntimeError: no view", 0)]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from shared import protocol
 from shared.events import Event
+from shared.log_throttle import LogThrottle
 from shared.protocol import PROTOCOL, Kind, ProtocolError
 
 SIGNAL_KINDS = [Kind.HEARTBEAT, Kind.DRAINING, Kind.DRAIN_ACK, Kind.GOODBYE, Kind.RESET]
@@ -456,18 +457,44 @@ def test_control_payload_that_is_not_a_map_is_rejected():
 def test_decode_or_log_returns_the_message_when_valid():
     logger = RecordingLogger()
 
-    assert protocol.decode_or_log(protocol.HEARTBEAT, logger, "back") == protocol.Signal(Kind.HEARTBEAT)
+    message = protocol.decode_or_log(protocol.HEARTBEAT, logger, "back", LogThrottle(10.0))
+
+    assert message == protocol.Signal(Kind.HEARTBEAT)
     assert logger.warnings == []
 
 
 def test_decode_or_log_logs_why_and_returns_none_when_malformed():
     logger = RecordingLogger()
 
-    message = protocol.decode_or_log([b"SW01", b"\x91\x06"], logger, "front")
+    message = protocol.decode_or_log([b"SW01", b"\x91\x06"], logger, "front", LogThrottle(10.0))
 
     assert message is None
     assert logger.warnings == [
-        ("malformed_message_dropped", {"source": "front", "error": "protocol frame is b'SW01', expected b'SW02'"})
+        ("malformed_message_dropped", {"source": "front", "error": "protocol frame is b'SW01', expected b'SW02'",
+                                       "dropped_since_last_line": 0})
+    ]
+
+
+def test_a_peer_repeating_a_malformed_message_gets_one_line_per_interval_with_the_count():
+    """A front still speaking an older protocol sends every request malformed: the log
+    says so once per interval, not once per request; another socket or error is its own line."""
+    logger, now_s = RecordingLogger(), [0.0]
+    lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, lambda: now_s[0])
+    old_protocol = [b"SW01", b"\x91\x06"]
+
+    for _ in range(1000):
+        assert protocol.decode_or_log(old_protocol, logger, "front", lines) is None
+    assert protocol.decode_or_log(old_protocol, logger, "back", lines) is None
+    assert protocol.decode_or_log([b"SW02", b"\xc1"], logger, "front", lines) is None
+    now_s[0] = protocol.MALFORMED_LOG_INTERVAL_S
+    assert protocol.decode_or_log(old_protocol, logger, "front", lines) is None
+
+    assert [(fields["source"], fields["error"][:16], fields["dropped_since_last_line"])
+            for _, fields in logger.warnings] == [
+        ("front", "protocol frame i", 0),
+        ("back", "protocol frame i", 0),
+        ("front", "header is not va", 0),
+        ("front", "protocol frame i", 999),
     ]
 
 
