@@ -77,7 +77,7 @@ class BrokerConnection:
         self._pending: dict[int, ReplyWaiter] = {}
         #: REQUEST items (call_id, command, dependency, timeout_ms, payload) on their way
         self._requests = Burst(self._send_now, protocol.request, protocol.requests)
-        self._malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S)
+        self._dropped_lines = LogThrottle(protocol.DROPPED_LOG_INTERVAL_S)
         self._call_ids = itertools.count(1)
         self._calls: OwnedSocket | None = None
         self._state: OwnedSocket | None = None
@@ -197,7 +197,7 @@ class BrokerConnection:
 
     def _on_reply(self, frames: list[bytes]) -> None:
         """A REPLY, or REPLIES: the broker's replies to this caller in one of its loop turns."""
-        message = protocol.decode_or_log(frames, log, "broker", self._malformed_lines)
+        message = protocol.decode_or_log(frames, log, "broker", self._dropped_lines)
         kind = type(message)
         # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
         # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
@@ -207,7 +207,7 @@ class BrokerConnection:
             for reply in message.items:  # type: ignore[union-attr]
                 self._deliver(reply)  # type: ignore[arg-type]
         elif message is not None:
-            log.warning("unexpected_message_dropped", source="broker", kind=kind.__name__)
+            protocol.log_unexpected(log, self._dropped_lines, "broker", kind.__name__)
 
     def _deliver(self, reply: protocol.Reply) -> None:
         waiter = self._pending.pop(reply.call_id, None)
@@ -221,7 +221,7 @@ class BrokerConnection:
         if frames and frames[0] == protocol.METRICS_TOPIC:
             self._on_metrics(frames)
             return
-        message = protocol.decode_or_log(frames[1:], log, "events", self._malformed_lines)
+        message = protocol.decode_or_log(frames[1:], log, "events", self._dropped_lines)
         self._heard_s = time.monotonic()
         if type(message) is protocol.BreakerChange:
             self.breakers.update(message.command, message.state, message.retry_in_ms)
@@ -235,7 +235,7 @@ class BrokerConnection:
         try:
             snapshot = protocol.decode_metrics(frames)
         except protocol.ProtocolError as exc:
-            held_back = self._malformed_lines.due(("metrics", str(exc)))
+            held_back = self._dropped_lines.due(("metrics", str(exc)))
             if held_back is not None:
                 log.warning("malformed_message_dropped", source="events", broker=self.name, error=str(exc),
                             dropped_since_last_line=held_back)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from broker.commands import CommandRegistry
     from broker.outbox import Outbox
     from broker.ready_sockets import ReadySockets
+    from shared.log_throttle import LogThrottle
 
 log = get_logger("broker")
 
@@ -41,6 +42,7 @@ class WorkerMembership:
         outbox: Outbox
         beats: Beats
         heartbeat_s: float
+        dropped_lines: LogThrottle
         back: zmq.Socket
         _ready_sockets: ReadySockets
         _next_heartbeat_s: float
@@ -129,7 +131,7 @@ class WorkerMembership:
         elif kind is protocol.Kind.GOODBYE:
             self._remove_worker(worker.identity, "said goodbye")
         else:
-            log.warning("unexpected_message_dropped", source="back", kind=kind.name, worker_pid=worker.pid)
+            protocol.log_unexpected(log, self.dropped_lines, "back", kind.name, worker_pid=worker.pid)
 
     def _remove_worker(self, identity: bytes, reason: str) -> None:
         worker = self.workers.pop(identity)

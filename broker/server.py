@@ -57,6 +57,10 @@ FRONT_BEAT_S = 0.25
 REPORT_BUDGET_S = 0.02
 
 
+#: What a worker sends besides READY: from a peer not registered, these ask it to register.
+_WORKER_KINDS = frozenset({protocol.Result, protocol.Results, protocol.Stats, protocol.Signal})
+
+
 class Broker(WorkerMembership):
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.file_config = config
@@ -83,8 +87,8 @@ class Broker(WorkerMembership):
         self._identity = broker_identity()
         self.call_log = CallLog(log, config.logging_setting("success_sample_rate"), clock)
         self._trim_log = TrimLog(log, clock)
-        #: ``malformed_message_dropped`` lines, per socket and error
-        self.malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, clock)
+        #: ``malformed_message_dropped`` lines per socket and error, ``unexpected_...`` per socket and kind
+        self.dropped_lines = LogThrottle(protocol.DROPPED_LOG_INTERVAL_S, clock)
         #: outcomes fronts reported, counted REPORT_BUDGET_S a turn
         self.reported = ReportedOutcomes(self.commands, self.call_log, clock, log)
         #: numbered beats to workers, to find calls lost on the way to them (broker/beats.py)
@@ -210,7 +214,7 @@ class Broker(WorkerMembership):
     # -- callers -------------------------------------------------------------------------
 
     def _on_front(self, frames: list[bytes]) -> None:
-        caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front", self.malformed_lines)
+        caller, message = frames[0], protocol.decode_or_log(frames[1:], log, "front", self.dropped_lines)
         kind = type(message)
         # ``kind is X`` narrows message to X as ``type(message) is X`` would, but mypy does not follow
         # it through ``kind`` (and one type() call per branch would cost more): hence the ignores.
@@ -226,7 +230,7 @@ class Broker(WorkerMembership):
         elif kind is protocol.Report:
             self.reported.receive(message)  # type: ignore[arg-type]
         elif message is not None:
-            log.warning("unexpected_message_dropped", source="front", kind=kind.__name__)
+            protocol.log_unexpected(log, self.dropped_lines, "front", kind.__name__)
 
     def _admit(self, caller: bytes, message: Any) -> tuple[Call, Pool] | None:
         """The breaker and pool checks every call passes; None if it was answered here."""
@@ -400,7 +404,7 @@ class Broker(WorkerMembership):
     # -- workers -------------------------------------------------------------------------
 
     def _on_back(self, frames: list[bytes]) -> None:
-        identity, message = frames[0], protocol.decode_or_log(frames[1:], log, "back", self.malformed_lines)
+        identity, message = frames[0], protocol.decode_or_log(frames[1:], log, "back", self.dropped_lines)
         if message is None:
             return
         now_s = self.clock()
@@ -411,8 +415,11 @@ class Broker(WorkerMembership):
             self._register(identity, message, now_s)  # type: ignore[arg-type]
             return
         if worker is None:
-            # A worker from before a broker restart, or one we declared lost: re-register.
-            self.outbox.to_worker(identity, protocol.signal(protocol.Kind.RESET))
+            if kind in _WORKER_KINDS:
+                # A worker from before a broker restart, or one we declared lost: re-register.
+                self.outbox.to_worker(identity, protocol.signal(protocol.Kind.RESET))
+            else:  # no worker sends it: a front pointed at the workers' socket, say
+                protocol.log_unexpected(log, self.dropped_lines, "back", kind.__name__)
             return
         worker.last_seen_s = now_s
         if kind is protocol.Result:
@@ -425,7 +432,7 @@ class Broker(WorkerMembership):
         elif kind is protocol.Signal:
             self._on_worker_signal(worker, message.kind, now_s)  # type: ignore[union-attr]
         else:
-            log.warning("unexpected_message_dropped", source="back", kind=kind.__name__, worker_pid=worker.pid)
+            protocol.log_unexpected(log, self.dropped_lines, "back", kind.__name__, worker_pid=worker.pid)
 
     def _on_result(self, worker: WorkerRecord, result: protocol.Result, now_s: float) -> None:
         if result.call_id in worker.ghosts:  # a call from before it registered again: only a free slot
@@ -493,7 +500,7 @@ class Broker(WorkerMembership):
         if len(frames) < 2:
             log.warning("malformed_message_dropped", source="control", error="no routing frames")
             return
-        envelope, message = frames[:1], protocol.decode_or_log(frames[1:], log, "control", self.malformed_lines)
+        envelope, message = frames[:1], protocol.decode_or_log(frames[1:], log, "control", self.dropped_lines)
         if type(message) is not protocol.Control:
             answer = (False, {"error": "expected a CONTROL message"})
         else:

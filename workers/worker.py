@@ -64,7 +64,7 @@ class Worker:
         self.slots = slots
         self.clock = clock
         self.heartbeat_s: float = config.broker_setting("heartbeat_s")
-        self._malformed_lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, clock)
+        self._dropped_lines = LogThrottle(protocol.DROPPED_LOG_INTERVAL_S, clock)
         self._running: set[int] = set()
         #: calls taken but not yet started by a slot, oldest first
         self._waiting: deque[protocol.Call | protocol.Batch] = deque()
@@ -182,7 +182,7 @@ class Worker:
                 # it lists them (workers/worker.py _on_signal).
 
     def _on_message(self, frames: list[bytes]) -> None:
-        message = protocol.decode_or_log(frames, log, "broker", self._malformed_lines)
+        message = protocol.decode_or_log(frames, log, "broker", self._dropped_lines)
         if message is None:
             return
         self._broker_seen_s = self._broker_heard_s = self.clock()
@@ -200,7 +200,7 @@ class Worker:
         elif type(message) is protocol.Chaos:
             self._on_chaos(message)
         else:
-            log.warning("unexpected_message_dropped", source="broker", kind=type(message).__name__)
+            protocol.log_unexpected(log, self._dropped_lines, "broker", type(message).__name__)
 
     def _on_signal(self, kind: protocol.Kind) -> None:
         if kind is protocol.Kind.RESET:
@@ -210,7 +210,7 @@ class Worker:
         elif kind is protocol.Kind.DRAIN_ACK:
             self._drain_acked.set()
         elif kind is not protocol.Kind.HEARTBEAT:
-            log.warning("unexpected_message_dropped", source="broker", kind=kind.name)
+            protocol.log_unexpected(log, self._dropped_lines, "broker", kind.name)
 
     def _on_chaos(self, message: protocol.Chaos) -> None:
         if message.kill:

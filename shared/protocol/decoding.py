@@ -20,8 +20,9 @@ from shared.protocol.messages import (
 )
 from shared.protocol.values import decode_value
 
-#: At most one ``malformed_message_dropped`` line per source and error in this long.
-MALFORMED_LOG_INTERVAL_S = 10.0
+#: At most one ``malformed_message_dropped`` line per source and error, and one
+#: ``unexpected_message_dropped`` line per source and kind, in this long.
+DROPPED_LOG_INTERVAL_S = 10.0
 
 
 def decode(frames: list[bytes]) -> Message:
@@ -67,6 +68,16 @@ def decode_or_log(frames: list[bytes], logger: Any, source: str, lines: LogThrot
         if held_back is not None:
             logger.warning("malformed_message_dropped", source=source, error=error, dropped_since_last_line=held_back)
         return None
+
+
+def log_unexpected(logger: Any, lines: LogThrottle, source: str, kind: str, **fields: Any) -> None:
+    """Log that a valid message of ``kind`` came where it does not belong (a peer pointed
+    at the wrong socket, say): at most one line per source and kind every
+    ``lines.interval_s``, with the count dropped since the last."""
+    held_back = lines.due((source, kind))
+    if held_back is not None:
+        logger.warning("unexpected_message_dropped", source=source, kind=kind, dropped_since_last_line=held_back,
+                       **fields)
 
 
 def decode_metrics(frames: list[bytes]) -> dict[str, Any]:

@@ -91,6 +91,30 @@ def test_a_front_on_an_older_protocol_gets_one_log_line_not_one_per_message(clus
         ("front", "protocol frame is b'SW01', expected b'SW02'", 0)]
 
 
+def test_a_front_pointed_at_the_workers_socket_is_named_in_the_log_once(cluster):
+    """Its requests are no worker's messages: not answered with a RESET each, but one line
+    naming the socket and kind, and the broker serves on."""
+    request = protocol.request(1, "Echo", "sample", 5000, protocol.encode_value({"text": "lost"}))
+    sock = make_socket(zmq.DEALER)
+    try:
+        sock.connect(cluster.config.endpoints["back"])
+        for _ in range(500):
+            sock.send_multipart(request)
+        # A worker's heartbeat from an unknown peer is answered RESET, after the broker read the rest.
+        sock.send_multipart(protocol.stats(30.0))
+        assert sock.poll(10_000), "the broker did not answer the heartbeat"
+        assert protocol.decode(sock.recv_multipart()) == protocol.Signal(protocol.Kind.RESET)
+        assert not sock.poll(0), "the broker answered the requests too"
+    finally:
+        sock.close(linger=0)
+    assert Echo(text="fine").execute(client=cluster.client()) == "FINE"
+
+    dropped = [json.loads(line) for line in (cluster.directory / "broker.log").read_text().splitlines()
+               if "unexpected_message_dropped" in line]
+    assert [(line["source"], line["kind"], line["dropped_since_last_line"]) for line in dropped] == [
+        ("back", "Request", 0)]
+
+
 def _run(module, config_path, *extra):
     return subprocess.run([sys.executable, "-m", module, "--config", str(config_path), *extra],
                           capture_output=True, text=True, timeout=30)

@@ -479,14 +479,14 @@ def test_a_peer_repeating_a_malformed_message_gets_one_line_per_interval_with_th
     """A front still speaking an older protocol sends every request malformed: the log
     says so once per interval, not once per request; another socket or error is its own line."""
     logger, now_s = RecordingLogger(), [0.0]
-    lines = LogThrottle(protocol.MALFORMED_LOG_INTERVAL_S, lambda: now_s[0])
+    lines = LogThrottle(protocol.DROPPED_LOG_INTERVAL_S, lambda: now_s[0])
     old_protocol = [b"SW01", b"\x91\x06"]
 
     for _ in range(1000):
         assert protocol.decode_or_log(old_protocol, logger, "front", lines) is None
     assert protocol.decode_or_log(old_protocol, logger, "back", lines) is None
     assert protocol.decode_or_log([b"SW02", b"\xc1"], logger, "front", lines) is None
-    now_s[0] = protocol.MALFORMED_LOG_INTERVAL_S
+    now_s[0] = protocol.DROPPED_LOG_INTERVAL_S
     assert protocol.decode_or_log(old_protocol, logger, "front", lines) is None
 
     assert [(fields["source"], fields["error"][:16], fields["dropped_since_last_line"])
@@ -495,6 +495,27 @@ def test_a_peer_repeating_a_malformed_message_gets_one_line_per_interval_with_th
         ("back", "protocol frame i", 0),
         ("front", "header is not va", 0),
         ("front", "protocol frame i", 999),
+    ]
+
+
+def test_unexpected_messages_get_one_line_per_source_and_kind_per_interval():
+    logger, now_s = RecordingLogger(), [0.0]
+    lines = LogThrottle(protocol.DROPPED_LOG_INTERVAL_S, lambda: now_s[0])
+
+    for _ in range(100):
+        protocol.log_unexpected(logger, lines, "back", "Request", worker_pid=None)
+    protocol.log_unexpected(logger, lines, "back", "Reply")
+    protocol.log_unexpected(logger, lines, "front", "Request")
+    now_s[0] = protocol.DROPPED_LOG_INTERVAL_S
+    protocol.log_unexpected(logger, lines, "back", "Request", worker_pid=None)
+
+    assert logger.warnings == [
+        ("unexpected_message_dropped", {"source": "back", "kind": "Request", "dropped_since_last_line": 0,
+                                        "worker_pid": None}),
+        ("unexpected_message_dropped", {"source": "back", "kind": "Reply", "dropped_since_last_line": 0}),
+        ("unexpected_message_dropped", {"source": "front", "kind": "Request", "dropped_since_last_line": 0}),
+        ("unexpected_message_dropped", {"source": "back", "kind": "Request", "dropped_since_last_line": 99,
+                                        "worker_pid": None}),
     ]
 
 
