@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from broker.beats import Beats, lost
-from broker.pool import Pool, WorkerRecord
+from broker.pool import MAX_POOLS, Pool, WorkerRecord
 from shared import protocol
 from shared.events import Event
 from shared.logging import get_logger
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from broker.commands import CommandRegistry
     from broker.outbox import Outbox
     from broker.ready_sockets import ReadySockets
+    from shared.config import Config
     from shared.log_throttle import LogThrottle
 
 log = get_logger("broker")
@@ -41,6 +42,7 @@ class WorkerMembership:
         commands: CommandRegistry
         outbox: Outbox
         beats: Beats
+        config: Config
         heartbeat_s: float
         dropped_lines: LogThrottle
         back: zmq.Socket
@@ -68,6 +70,8 @@ class WorkerMembership:
                         known.ghosts_beat = self.beats.current
                 return
             self._remove_worker(identity, "registered again as another worker")
+        if self._refused_as_one_pool_too_many(ready):
+            return
         self.commands.learn_class_settings(ready.commands, ready.dependency, self._pool_has_workers)
         worker = WorkerRecord(identity, ready.dependency, ready.slots, ready.pid,
                               frozenset(ready.commands), now_s, now_s, ghosts=set(ready.running),
@@ -80,6 +84,19 @@ class WorkerMembership:
         if pool.chaos:
             self.outbox.to_worker(identity, protocol.chaos(pool.chaos))
         self._dispatch_queued(pool, now_s)
+
+    def _refused_as_one_pool_too_many(self, ready: protocol.Ready) -> bool:
+        """Whether ``ready`` names a new pool past MAX_POOLS (a configured one is never
+        refused); then it is logged, at most once an interval with the count since."""
+        if len(self.pools) < MAX_POOLS or ready.dependency in self.pools or ready.dependency in self.config.pools:
+            return False
+        held_back = self.dropped_lines.due("pools_full")
+        if held_back is not None:
+            log.warning("worker_refused", dependency=ready.dependency, worker_pid=ready.pid,
+                        reason=f"the broker holds {MAX_POOLS} pools already; a pool is made by its first worker "
+                               f"and kept, so check the --dependency of the workers started",
+                        refused_since_last_line=held_back)
+        return True
 
     def _on_stats(self, worker: WorkerRecord, stats: protocol.Stats, now_s: float) -> None:
         """The worker's heartbeat: its size, and the calls it holds, which tell what was

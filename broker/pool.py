@@ -19,6 +19,10 @@ from shared.rolling import RollingCounts, RollingMax
 #: Pool outcome counts (rejections, timeouts, ...) cover this window, as Hystrix's pools do.
 POOL_WINDOW_S = 10.0
 POOL_WINDOW_BUCKETS = 10
+#: Most pools one broker holds. The first worker naming a dependency makes its pool, which
+#: stays when its workers go (its counts, queue and settings); a worker naming one more is
+#: refused, so workers started with made-up names cannot grow the broker without bound.
+MAX_POOLS = 1000
 
 
 @dataclass(slots=True)
