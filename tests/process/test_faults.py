@@ -166,6 +166,8 @@ def test_a_call_a_worker_says_it_never_got_is_answered_worker_lost_at_once_and_i
     cluster.start_broker()
     worker = FakeWorker(cluster.config.endpoints["back"])
     try:
+        # Registered before the call goes, or the call may reach the broker first and be rejected.
+        cluster.wait_for_workers("sample", 1)
         client = cluster.client()
         sent_s = time.monotonic()
         future = Echo(text="lost").queue(client=client)
