@@ -235,10 +235,7 @@ class BrokerConnection:
         try:
             snapshot = protocol.decode_metrics(frames)
         except protocol.ProtocolError as exc:
-            held_back = self._dropped_lines.due(("metrics", str(exc)))
-            if held_back is not None:
-                log.warning("malformed_message_dropped", source="events", broker=self.name, error=str(exc),
-                            dropped_since_last_line=held_back)
+            protocol.log_malformed(log, self._dropped_lines, "events", str(exc), broker=self.name)
             return
         self._room_by_pool = {
             name: max(0, pool["slots"] - pool["busy"]) + max(0, pool["queue_size"] - pool["queued"])

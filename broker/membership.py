@@ -155,10 +155,11 @@ class WorkerMembership:
         self.outbox.forget_worker(identity)
         pool = self.pools[worker.pool]
         pool.remove_worker(identity)
-        lost = sum(self._lose(call_id, worker, f"{reason} while running the call") for call_id in list(worker.held))
+        answered = sum(self._lose(call_id, worker, f"{reason} while running the call")
+                       for call_id in list(worker.held))
         gone = reason == "said goodbye"
         (log.info if gone else log.warning)("worker_left" if gone else "worker_lost", dependency=worker.pool,
-                                            worker_pid=worker.pid, reason=reason, calls_lost=lost,
+                                            worker_pid=worker.pid, reason=reason, calls_lost=answered,
                                             pool_workers=len(pool.workers), pool_slots=pool.slots)
 
     def _check_liveness(self, now_s: float) -> None:

@@ -42,7 +42,7 @@ from shared.protocol.encoding import (
     snapshot, stats,
 )
 from shared.protocol.decoding import (
-    DROPPED_LOG_INTERVAL_S, decode, decode_metrics, decode_or_log, log_unexpected,
+    DROPPED_LOG_INTERVAL_S, decode, decode_metrics, decode_or_log, log_malformed, log_unexpected,
 )
 
 __all__ = [
@@ -56,5 +56,5 @@ __all__ = [
     "pack_batch_results", "unpack_batch_results", "request", "reply", "collapsible", "batch_request", "batch",
     "ready", "call", "result", "requests", "calls", "replies", "results", "signal", "breaker_change",
     "snapshot", "fit", "metrics", "chaos", "report", "stats", "control", "control_reply", "HEARTBEAT",
-    "STATE_HEARTBEAT", "DROPPED_LOG_INTERVAL_S", "decode", "decode_or_log", "log_unexpected", "decode_metrics",
+    "STATE_HEARTBEAT", "DROPPED_LOG_INTERVAL_S", "decode", "decode_or_log", "log_malformed", "log_unexpected", "decode_metrics",
 ]

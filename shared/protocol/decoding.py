@@ -63,11 +63,18 @@ def decode_or_log(frames: list[bytes], logger: Any, source: str, lines: LogThrot
     try:
         return decode(frames)
     except ProtocolError as exc:
-        error = str(exc)
-        held_back = lines.due((source, error))
-        if held_back is not None:
-            logger.warning("malformed_message_dropped", source=source, error=error, dropped_since_last_line=held_back)
+        log_malformed(logger, lines, source, str(exc))
         return None
+
+
+def log_malformed(logger: Any, lines: LogThrottle, source: str, error: str, **fields: Any) -> None:
+    """Log that a message from ``source`` was dropped as malformed, saying why (``error``):
+    at most one line per source and error every ``lines.interval_s``, with the count
+    dropped since the last."""
+    held_back = lines.due((source, error))
+    if held_back is not None:
+        logger.warning("malformed_message_dropped", source=source, error=error, dropped_since_last_line=held_back,
+                       **fields)
 
 
 def log_unexpected(logger: Any, lines: LogThrottle, source: str, kind: str, **fields: Any) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gevent
 import zmq
+from structlog.testing import capture_logs
 
 from api import connection
 from api.connection import BrokerConnection
@@ -80,3 +81,16 @@ def test_a_front_cut_off_by_an_oversize_frame_makes_its_sockets_again(tmp_path: 
         monitor.close(linger=0)
         publisher.close()
         router.close()
+
+
+def test_malformed_metrics_snapshots_are_logged_once_per_error_naming_the_broker(tmp_path: Path) -> None:
+    """A front reads each broker's metrics twice a second: a broken publisher is one line
+    per interval, not one per snapshot (no socket is opened: the handler alone)."""
+    endpoints = {"front": f"ipc://{tmp_path}/front", "events": f"ipc://{tmp_path}/events"}
+    front = BrokerConnection(endpoints, lambda overrides: None, name="broker-a")
+    with capture_logs() as logs:
+        for _ in range(20):
+            front._on_state([protocol.METRICS_TOPIC, b"not", b"a snapshot"])
+
+    assert [(line["event"], line["source"], line["broker"], line["dropped_since_last_line"]) for line in logs] == [
+        ("malformed_message_dropped", "events", "broker-a", 0)]
