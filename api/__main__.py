@@ -9,7 +9,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 from shared.config import ConfigError  # noqa: E402
-from shared.logging import configure_logging  # noqa: E402
+from shared.logging import configure_logging, refuse_to_start  # noqa: E402
 
 #: Exit code for a bad config file (as the broker and workers).
 EXIT_BAD_SETUP = 2
@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         client = api.configure(args.config)
         check_keys(client.config, ("front",))
     except ConfigError as exc:
-        print(f"seawall-front: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETUP
+        return refuse_to_start("seawall-front", f"bad config: {exc}", EXIT_BAD_SETUP)
     serve(client.config)
     return 0
 

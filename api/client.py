@@ -54,7 +54,7 @@ class Client:
         self._sole_broker: BrokerConnection | None = self.connection if len(self.brokers.connections) == 1 else None
         self._settings_cache: dict[tuple[type[Command], str], Any] = {}
         #: command class -> (semaphore_max, timeout_s): one look-up per semaphore call
-        self._run_here_settings: dict[type[Command], tuple[int, float]] = {}
+        self._run_here_settings: dict[type[Command], tuple[int, float, float]] = {}
         self._semaphores = InFlightLimits()
         self._timers = CallTimers()
         self._fallbacks = InFlightLimits()
@@ -128,25 +128,41 @@ class Client:
         return future_of(self.execute, command)
 
     def _execute_cached(self, command: Command, cache_key: Hashable) -> Any:
-        """One execution per (class, key) in a request context; the rest share its answer."""
+        """One execution per (class, key) in a request context; the rest share its answer.
+
+        A first call that ends without an answer to share (its caller's own Timeout, its
+        greenlet killed) leaves the cache, and a call waiting on it runs instead.
+        """
         context = current_context()
         if context is None:
             raise RuntimeError(
                 f"{command.key}.cache_key() returned {cache_key!r} outside a request context: "
                 "wrap the request in `with request_context():` (from api), or return None from cache_key()")
-        cache_id = (type(command), cache_key)
-        future = context.cache.get(cache_id)
-        if future is not None:
-            context.record(command.key, [Event.RESPONSE_FROM_CACHE], 0.0)
-            self._reports.add(command.key, Event.RESPONSE_FROM_CACHE)
-            return future.get()  # the first call's value, or its error again
+        cache_id = (type(command), type(cache_key), cache_key)  # 1, 1.0 and True are one dict key
+        try:
+            future = context.cache.get(cache_id)
+        except TypeError:
+            raise TypeError(f"{command.key}.cache_key() returned {type(cache_key).__name__} {cache_key!r:.60}, "
+                            "which is not hashable: return a str, a number or a tuple of them") from None
+        while future is not None:
+            future.wait()
+            if future.exception is not _ABANDONED:
+                context.record(command.key, [Event.RESPONSE_FROM_CACHE], 0.0)
+                self._reports.add(command.key, Event.RESPONSE_FROM_CACHE)
+                return future.get()  # the first call's value, or its error again
+            future = context.cache.get(cache_id)
         future = AsyncResult()
         if len(context.cache) < MAX_CACHED_CALLS:
             context.cache[cache_id] = future
         try:
             value = self._execute(command)
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
+            raise
+        except BaseException:  # no answer to share: forget it, and wake who waits to run it
+            if context.cache.get(cache_id) is future:
+                del context.cache[cache_id]
+            future.set_exception(_ABANDONED)
             raise
         future.set(value)
         return value
@@ -225,6 +241,9 @@ class Client:
                     command=command.key, dependency=command.dependency,
                 ) from None
             reply = cast(protocol.Reply, waiter.value)  # ready(): set, so not None
+        except gevent.GreenletExit:  # killed while it waited: nobody will read the reply
+            connection.forget(call_id)
+            raise
         finally:
             self._timers.give_back(timer)
         # AsyncResult.get() waits until set, so never None; gevent's stub types it _T | None
@@ -299,9 +318,9 @@ class Client:
         primary = self._primary
         primary.open()  # its breaker news decides, and its reports carry the outcome
         key = command.key
-        if primary.breakers.short_circuits(key):
+        semaphore_max, timeout_s, sleep_s = self._settings_to_run_here(type(command))
+        if primary.breakers.short_circuits_here(key, sleep_s):
             raise self._short_circuit(command, "the breaker is OPEN")
-        semaphore_max, timeout_s = self._settings_to_run_here(type(command))
         if not self._semaphores.try_acquire(key, semaphore_max):
             raise Rejected(f"{key}: {semaphore_max} calls already run (semaphore_max)",
                            command=key, failure=Event.SEMAPHORE_REJECTED)
@@ -322,11 +341,13 @@ class Client:
             self._timers.give_back(timer)
             self._semaphores.release(key)
 
-    def _settings_to_run_here(self, command_class: type[Command]) -> tuple[int, float]:
-        """``semaphore_max`` and ``timeout_s``: one cached look-up on the semaphore path."""
+    def _settings_to_run_here(self, command_class: type[Command]) -> tuple[int, float, float]:
+        """``semaphore_max``, ``timeout_s`` and ``breaker_sleep_s``: one cached look-up on
+        the semaphore path."""
         settings = self._run_here_settings.get(command_class)
         if settings is None:
-            settings = (self.setting(command_class, "semaphore_max"), self.timeout_s(command_class))
+            settings = (self.setting(command_class, "semaphore_max"), self.timeout_s(command_class),
+                        self.setting(command_class, "breaker_sleep_s"))
             self._run_here_settings[command_class] = settings
         return settings
 
@@ -388,6 +409,9 @@ def _value_of(command: Command, reply: protocol.Reply) -> Any:
     raise error_class(f"{command.key} in {where}: {reply.outcome}: {cause}",
                       command=command.key, dependency=command.dependency, cause=cause, failure=reply.outcome)
 
+
+#: What a cached call's future holds when the call ended without an answer to share.
+_ABANDONED = RuntimeError("the first call with this cache key ended without an answer")
 
 _default_client: Client | None = None
 

@@ -8,6 +8,7 @@ file can override per command.
 
 from __future__ import annotations
 
+import copy
 import typing
 from typing import Any, ClassVar
 
@@ -41,32 +42,47 @@ class Command:
     #: front, in the broker), "request" (within one request context, in the front), or None.
     collapse: ClassVar[str | None] = None
 
+    #: The arguments as msgpack, made once when the command is built.
+    _payload: bytes
     _fields: ClassVar[tuple[str, ...]] = ()
     _field_defaults: ClassVar[dict[str, Any]] = {}
+    #: Fields whose default is a list or dict, copied for each command.
+    _copied_defaults: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._fields = _field_names(cls)  # before the key is set: ``key: str`` alone is refused
         if "key" not in cls.__dict__:
             cls.key = cls.__name__
         _check_definition(cls)
-        fields: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
-                if name.startswith("_") or name in RESERVED_NAMES or _is_classvar(annotation):
-                    continue
-                fields[name] = klass.__dict__.get(name, _NO_DEFAULT)
-        cls._fields = tuple(fields)
-        cls._field_defaults = {name: value for name, value in fields.items() if value is not _NO_DEFAULT}
+        cls._field_defaults = {name: default for name in cls._fields
+                               if (default := _class_value(cls, name)) is not _NO_DEFAULT}
+        cls._copied_defaults = frozenset(name for name, default in cls._field_defaults.items()
+                                         if isinstance(default, (list, dict)))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
+        fields = self.__dict__  # fields are set here only: __setattr__ refuses them
         if not (args or kwargs or cls._fields):
             # No arguments to check or encode (their msgpack was most of a no-op call's build)
-            self._payload = _NO_ARGUMENTS
+            fields["_payload"] = _NO_ARGUMENTS
             return
         values = cls._values_of(args, kwargs)
-        self._payload = _encode_arguments(cls.key, values)
-        self.__dict__.update(values)
+        fields["_payload"] = _encode_arguments(cls.key, values)
+        fields.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Arguments are fixed once built: the payload sent, and the request cache's key,
+        were made from them. Other attributes are the command's own business."""
+        if name in type(self)._fields:
+            raise AttributeError(f"{type(self).key}.{name} is an argument, fixed when the command is built "
+                                 f"(it was encoded then); build a new {type(self).__name__} instead")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in type(self)._fields:
+            raise AttributeError(f"{type(self).key}.{name} is an argument and cannot be deleted")
+        object.__delattr__(self, name)
 
     @classmethod
     def _values_of(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -84,18 +100,40 @@ class Command:
             if name not in values:
                 if name not in cls._field_defaults:
                     raise TypeError(f"{cls.key} is missing argument {name!r}")
-                values[name] = cls._field_defaults[name]
+                values[name] = cls._default(name)
         return values
 
     @classmethod
+    def _default(cls, name: str) -> Any:
+        """A field's default; a list or dict is copied, so no two commands share one."""
+        default = cls._field_defaults[name]
+        return copy.deepcopy(default) if name in cls._copied_defaults else default
+
+    @classmethod
     def from_wire(cls, arguments: Any, payload: bytes) -> Command:
-        """Rebuild a command from the arguments a caller sent (no re-encoding)."""
-        if not isinstance(arguments, dict) or set(arguments) != set(cls._fields):
-            sent = sorted(arguments) if isinstance(arguments, dict) else type(arguments).__name__
-            raise TypeError(f"{cls.key} takes arguments {sorted(cls._fields)}, the caller sent {sent}")
+        """Rebuild a command from the arguments a caller sent (no re-encoding).
+
+        A field the caller did not send takes its default, so a pool can be deployed with a
+        new optional argument before the fronts that send it. An argument this class does
+        not take is an error: the caller is newer than this worker.
+        """
+        if not isinstance(arguments, dict):
+            raise TypeError(f"{cls.key} takes arguments {sorted(cls._fields)}, the caller sent "
+                            f"{type(arguments).__name__}")
+        fields = cls._fields
+        if len(arguments) != len(fields) or not all(name in arguments for name in fields):
+            said = f"{cls.key} takes arguments {sorted(fields)}, the caller sent {sorted(map(str, arguments))}"
+            unknown = sorted(str(name) for name in arguments if name not in fields)
+            if unknown:
+                raise TypeError(f"{said}: {unknown} unknown here (is the caller newer than this worker?)")
+            missing = [name for name in fields if name not in arguments]
+            without_default = [name for name in missing if name not in cls._field_defaults]
+            if without_default:
+                raise TypeError(f"{said}: {without_default} missing, with no default")
+            arguments = {**arguments, **{name: cls._default(name) for name in missing}}
         command = cls.__new__(cls)
         command.__dict__.update(arguments)
-        command._payload = payload
+        command.__dict__["_payload"] = payload
         return command
 
     @property
@@ -165,6 +203,39 @@ def _client(client: Any) -> Any:
     return default_client()
 
 
+def _field_names(cls: type[Command]) -> tuple[str, ...]:
+    """The annotated attributes of ``cls`` and its bases, base fields first.
+
+    A name the command itself uses (a setting, ``key``, a method) cannot be an argument: it
+    is refused here, naming the class, rather than silently not being a field.
+    """
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+            if name.startswith("_") or _is_classvar(annotation):
+                continue
+            if name in RESERVED_NAMES:
+                if name in klass.__dict__:  # ``timeout_s: float = 0.2``: a setting, typed
+                    continue
+                raise TypeError(f"{klass.__qualname__}.{name}: {name!r} names the command's own "
+                                f"{'setting' if name in COMMAND_SETTINGS else 'definition'}, so it cannot be an "
+                                "argument; give the argument another name")
+            if name in _COMMAND_MEMBERS:
+                raise TypeError(f"{klass.__qualname__}.{name}: {name!r} is a method of every Command, so it cannot be "
+                                "an argument; give the argument another name")
+            names[name] = None
+    return tuple(names)
+
+
+def _class_value(cls: type, name: str) -> Any:
+    """``name``'s value on the most derived class that sets it (a subclass may change a
+    field's default without annotating it again), else _NO_DEFAULT."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return _NO_DEFAULT
+
+
 def _check_definition(cls: type[Command]) -> None:
     """Reject bad settings when the class is defined, naming the class and attribute."""
     dependency = cls.__dict__.get("dependency", cls.dependency)
@@ -199,8 +270,18 @@ def _encode_arguments(command_key: str, values: dict[str, Any]) -> bytes:
                     "arguments must be None, bool, int, float, str, bytes, or lists/dicts of them"
                 ) from None
         raise
+    for name, value in values.items():
+        if type(value) not in _SCALAR_TYPES and (key := protocol.undecodable_key(value)) is not None:
+            raise TypeError(f"{command_key}: argument {name!r} has a map key {key!r:.60}, a tuple: it would reach "
+                            "the worker as a list, which cannot be a key; use str, int, float, bool, bytes or None keys")
     if len(payload) > protocol.MAX_PAYLOAD_BYTES:
         raise ValueError(
             f"{command_key}: arguments encode to {len(payload)} bytes, over the {protocol.MAX_PAYLOAD_BYTES} limit"
         )
     return payload
+
+
+#: What every Command has: an argument by one of these names would hide it.
+_COMMAND_MEMBERS = frozenset(name for name in vars(Command) if not name.startswith("_")) - RESERVED_NAMES
+#: Argument values msgpack carries as they are: no map keys to check inside.
+_SCALAR_TYPES = frozenset({int, float, str, bytes, bool, type(None)})

@@ -13,9 +13,11 @@ waits.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator
 
 import gevent
+from gevent import GreenletExit
 from gevent.queue import Queue
 
 from api.context import spawn
@@ -24,6 +26,9 @@ from api.context import spawn
 BUFFER = 1000
 
 _DONE = object()
+#: What a stream carries as its error: any exception, and a gevent Timeout raised in a
+#: stage (a BaseException, which a call's own deadline is not: that one is CommandTimeout).
+_ERRORS = (Exception, gevent.Timeout)
 
 
 class _Failure:
@@ -42,14 +47,19 @@ class Observable:
     def _run(self, produce: Callable[[Callable[[Any], None]], None]) -> None:
         try:
             produce(self._queue.put)
-        except Exception as exc:  # noqa: BLE001 - an error is a value of the stream
+        except GreenletExit:  # cancelled: a reader waiting sees the end; none waits on a full buffer
+            if not self._queue.full():
+                self._queue.put_nowait(_DONE)
+            raise
+        except _ERRORS as exc:  # noqa: BLE001 - an error is a value of the stream
             self._queue.put(_Failure(exc))
-        finally:
-            self._queue.put(_DONE)
+        self._queue.put(_DONE)
 
     def values(self) -> Iterator[Any]:
         """The values as they come; raises the stream's error where it comes."""
         while True:
+            if self._greenlet.dead and self._queue.empty():  # cancelled, and what it made is read
+                return
             item = self._queue.get()
             if item is _DONE:
                 return
@@ -63,8 +73,19 @@ class Observable:
         return values[0] if len(values) == 1 else values
 
     def cancel(self) -> None:
-        """Stop producing (what is running is interrupted)."""
+        """Stop producing (what is running is interrupted); a reader sees the stream end."""
         self._greenlet.kill(block=False)
+
+
+@contextlib.contextmanager
+def _reading(*sources: Observable) -> Iterator[None]:
+    """A stage reading ``sources``: when it ends, early (cancelled, an error, enough
+    values) or not, they are cancelled, so none is left waiting on a full buffer."""
+    try:
+        yield
+    finally:
+        for source in sources:
+            source.cancel()
 
 
 def just(*values: Any) -> Observable:
@@ -82,17 +103,19 @@ def from_call(call: Callable[[], Any]) -> Observable:
 
 def map(source: Observable, function: Callable[[Any], Any]) -> Observable:  # noqa: A001 - Rx's name
     def produce(emit: Callable[[Any], None]) -> None:
-        for value in source.values():
-            emit(function(value))
+        with _reading(source):
+            for value in source.values():
+                emit(function(value))
 
     return Observable(produce)
 
 
 def filter(source: Observable, predicate: Callable[[Any], bool]) -> Observable:  # noqa: A001
     def produce(emit: Callable[[Any], None]) -> None:
-        for value in source.values():
-            if predicate(value):
-                emit(value)
+        with _reading(source):
+            for value in source.values():
+                if predicate(value):
+                    emit(value)
 
     return Observable(produce)
 
@@ -107,24 +130,25 @@ def merge(*sources: Observable) -> Observable:
             try:
                 for value in source.values():
                     inbox.put(value)
-            except Exception as exc:  # noqa: BLE001
+            except _ERRORS as exc:  # noqa: BLE001
                 inbox.put(_Failure(exc))
             finally:
                 inbox.put(_DONE)
 
         readers = [spawn(drain, source) for source in sources]
-        try:
-            remaining = len(readers)
-            while remaining:
-                item = inbox.get()
-                if item is _DONE:
-                    remaining -= 1
-                elif isinstance(item, _Failure):
-                    raise item.error
-                else:
-                    emit(item)
-        finally:
-            gevent.killall(readers, block=False)
+        with _reading(*sources):
+            try:
+                remaining = len(readers)
+                while remaining:
+                    item = inbox.get()
+                    if item is _DONE:
+                        remaining -= 1
+                    elif isinstance(item, _Failure):
+                        raise item.error
+                    else:
+                        emit(item)
+            finally:
+                gevent.killall(readers, block=False)
 
     return Observable(produce)
 
@@ -133,9 +157,11 @@ def flat_map(source: Observable, function: Callable[[Any], Observable]) -> Obser
     """For each value, the values of the observable ``function(value)``, all concurrently."""
 
     def produce(emit: Callable[[Any], None]) -> None:
-        inner = [function(value) for value in source.values()]
-        for value in merge(*inner).values():
-            emit(value)
+        with _reading(source):
+            merged = merge(*[function(value) for value in source.values()])
+        with _reading(merged):
+            for value in merged.values():
+                emit(value)
 
     return Observable(produce)
 
@@ -145,14 +171,15 @@ def zip(*sources: Observable, combine: Callable[..., Any] = lambda *values: valu
 
     def produce(emit: Callable[[Any], None]) -> None:
         iterators = [source.values() for source in sources]
-        while True:
-            row = []
-            for iterator in iterators:
-                try:
-                    row.append(next(iterator))
-                except StopIteration:
-                    return
-            emit(combine(*row))
+        with _reading(*sources):  # the longer sources are cut where the shortest ended
+            while True:
+                row = []
+                for iterator in iterators:
+                    try:
+                        row.append(next(iterator))
+                    except StopIteration:
+                        return
+                emit(combine(*row))
 
     return Observable(produce)
 
@@ -160,19 +187,26 @@ def zip(*sources: Observable, combine: Callable[..., Any] = lambda *values: valu
 def take(source: Observable, count: int) -> Observable:
     def produce(emit: Callable[[Any], None]) -> None:
         if count <= 0:
+            source.cancel()
             return
-        for taken, value in enumerate(source.values(), 1):
-            emit(value)
-            if taken >= count:
-                source.cancel()
-                return
+        with _reading(source):
+            for taken, value in enumerate(source.values(), 1):
+                emit(value)
+                if taken >= count:
+                    return
 
     return Observable(produce)
 
 
 def to_list(source: Observable) -> Observable:
     """One value: the list of all the source's values."""
-    return Observable(lambda emit: emit(list(source.values())))
+
+    def produce(emit: Callable[[Any], None]) -> None:
+        with _reading(source):
+            values = list(source.values())
+        emit(values)
+
+    return Observable(produce)
 
 
 _NO_DEFAULT = object()
@@ -182,13 +216,14 @@ def first(source: Observable, default: Any = _NO_DEFAULT) -> Observable:
     """One value: the source's first, or ``default`` if it has none (else LookupError)."""
 
     def produce(emit: Callable[[Any], None]) -> None:
-        for value in source.values():
-            source.cancel()
-            emit(value)
-            return
-        if default is _NO_DEFAULT:
-            raise LookupError("first() of an empty stream")
-        emit(default)
+        with _reading(source):
+            for value in source.values():
+                break
+            else:
+                if default is _NO_DEFAULT:
+                    raise LookupError("first() of an empty stream")
+                value = default
+        emit(value)
 
     return Observable(produce)
 
@@ -197,11 +232,12 @@ def catch(source: Observable, handler: Callable[[BaseException], Any]) -> Observ
     """The source's values; on an error, ``handler(error)``'s value instead, and the end."""
 
     def produce(emit: Callable[[Any], None]) -> None:
-        try:
-            for value in source.values():
-                emit(value)
-        except Exception as exc:  # noqa: BLE001 - handed to the handler
-            emit(handler(exc))
+        with _reading(source):
+            try:
+                for value in source.values():
+                    emit(value)
+            except _ERRORS as exc:  # noqa: BLE001 - handed to the handler
+                emit(handler(exc))
 
     return Observable(produce)
 

@@ -50,8 +50,8 @@ def _logged_command(command: str, events: tuple[Event, ...], latency_ms: float) 
 
 @dataclass
 class RequestContext:
-    #: (command class, cache key) -> the future of the first such call
-    cache: dict[tuple[type, Hashable], AsyncResult] = field(default_factory=dict)
+    #: (command class, cache key's type, cache key) -> the future of the first such call
+    cache: dict[tuple[type, type, Hashable], AsyncResult] = field(default_factory=dict)
     log: list[LoggedCommand] = field(default_factory=list)
     log_overflow: int = 0
     #: request-scoped collapsing (api.collapsing.RequestBatcher), made on first use
@@ -100,8 +100,11 @@ def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
     def run() -> None:
         try:
             future.set(function(*args))
-        except Exception as exc:  # noqa: BLE001 - handed to the future's owner
+        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - handed to the future's owner
+            future.set_exception(exc)  # a Timeout raised in the call too: the future must resolve
+        except BaseException as exc:  # killed (GreenletExit), or the process is exiting
             future.set_exception(exc)
+            raise
 
     spawn(run)
     return future

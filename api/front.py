@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
@@ -23,6 +24,7 @@ from gevent.pywsgi import WSGIServer
 
 from api.compose import Observable
 from api.context import request_context
+from api.errors import BadRequest
 from api.endpoints import EndpointDirectory, EndpointRequest
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
@@ -39,8 +41,6 @@ MAX_BODY_BYTES = 1024 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
-            500: "Internal Server Error"}
 
 
 def endpoint_directory(config: Config) -> Path:
@@ -61,8 +61,13 @@ class Front:
         if app is not None:
             return app(environ, start_response)
         status, body = self._respond(environ, path)
-        payload = json.dumps(body, default=str).encode()
-        start_response(f"{status} {_REASONS.get(status, 'Status')}",
+        try:
+            payload = json.dumps(body, default=str, allow_nan=False).encode()
+        except ValueError as exc:  # NaN or infinity (JSON has neither), or a value that contains itself
+            log.error("endpoint_answer_not_json", path=path, error=str(exc))
+            status, payload = 500, json.dumps({"error": f"the endpoint's answer is not JSON: {exc}",
+                                               "path": path}).encode()
+        start_response(f"{status} {_reason(status)}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         if status >= 500 or LOG_EACH_CALL:  # one line per request only when asked: fronts serve thousands
             log.info("request_served", path=path, status=status,
@@ -83,6 +88,8 @@ class Front:
         with request_context() as context:
             try:
                 status, body = _result(handler(request))
+            except BadRequest as exc:  # the request's own fault: no error line, the caller is told
+                return 400, {"error": f"BadRequest: {exc}", "command": exc.command, "path": path}
             except Exception as exc:  # noqa: BLE001 - the endpoint's failure is this request's 500
                 log.error("endpoint_failed", path=path, error=f"{type(exc).__name__}: {exc}",
                           commands=context.log_line())
@@ -90,6 +97,13 @@ class Front:
             if context.log and LOG_EACH_CALL:
                 log.debug("request_commands", path=path, commands=context.log_line())
         return status, body
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status a handler made up, within 100-599
+        return "Status"
 
 
 def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
@@ -103,8 +117,9 @@ def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
 
 
 def _result(value: Any) -> tuple[int, Any]:
-    """A handler's answer as (status, JSON-able body)."""
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int):
+    """A handler's answer as (status, JSON-able body): ``(status, body)`` when the first
+    of a pair is an HTTP status (an int from 100 to 599, not a bool), else 200."""
+    if isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and 100 <= value[0] <= 599:
         status, value = value
     else:
         status = 200

@@ -34,7 +34,7 @@ from shared.protocol.messages import (
 )
 from shared.protocol.values import (
     FRAMING_BYTES_PER_CALL, decode_error, decode_value, encode_error, encode_value, pack_batch,
-    pack_batch_results, split_by_size, unpack_batch, unpack_batch_results,
+    pack_batch_results, split_by_size, undecodable_key, unpack_batch, unpack_batch_results,
 )
 from shared.protocol.encoding import (
     HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control,
@@ -51,7 +51,7 @@ __all__ = [
     "Collapsible", "BatchRequest", "Batch", "Ready", "Call", "Result", "Requests", "Calls", "Replies",
     "Results", "Signal", "BreakerChange", "Snapshot", "Metrics", "Chaos", "Report", "Stats", "Control",
     "ControlReply", "Message", "MAX_BATCH", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES", "MAX_COALESCED",
-    "COALESCE_ITEMS", "STATE_TOPIC", "METRICS_TOPIC", "Item", "encode_value", "decode_value", "encode_error",
+    "COALESCE_ITEMS", "STATE_TOPIC", "METRICS_TOPIC", "Item", "encode_value", "undecodable_key", "decode_value", "encode_error",
     "decode_error", "pack_batch", "FRAMING_BYTES_PER_CALL", "split_by_size", "unpack_batch",
     "pack_batch_results", "unpack_batch_results", "request", "reply", "collapsible", "batch_request", "batch",
     "ready", "call", "result", "requests", "calls", "replies", "results", "signal", "breaker_change",

@@ -31,6 +31,26 @@ def encode_value(value: Any) -> bytes:
 _scalar_packer = msgpack.Packer(use_bin_type=True, datetime=False)
 
 
+def undecodable_key(value: Any) -> tuple[Any, ...] | None:
+    """The first map key in ``value`` that would not decode, else None.
+
+    msgpack packs a tuple key as an array, which decodes as a list, and no dict can hold
+    a list: the receiver would fail, far from the sender's mistake. Call it on a value
+    that packed (so its nesting is bounded); it walks only containers.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, tuple):
+                return key
+            if type(item) not in _SCALAR_TYPES and (found := undecodable_key(item)) is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if type(item) not in _SCALAR_TYPES and (found := undecodable_key(item)) is not None:
+                return found
+    return None
+
+
 def decode_value(payload: bytes) -> Any:
     try:
         return msgpack.unpackb(payload, raw=False, strict_map_key=False)

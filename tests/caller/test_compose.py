@@ -61,6 +61,57 @@ def test_catch_replaces_an_error_with_the_handlers_value():
     assert compose.catch(compose.from_call(boom), lambda error: f"degraded: {error}").get() == "degraded: backend down"
 
 
+def many(count):
+    """A source with more values than a stage buffers: its producer waits for a reader."""
+    return Observable(lambda emit: [emit(n) for n in range(count)])
+
+
+def test_zip_cancels_the_longer_source_where_the_shortest_ended():
+    longer = many(compose.BUFFER * 2)
+
+    assert compose.zip(just("a"), longer).get() == ("a", 0)
+    gevent.sleep(0.01)
+    assert longer._greenlet.dead  # not left waiting on its full buffer
+
+
+@pytest.mark.parametrize("stage", [lambda source: compose.map(source, str),
+                                   lambda source: compose.filter(source, bool),
+                                   lambda source: compose.catch(source, repr)],
+                         ids=["map", "filter", "catch"])
+def test_cancelling_a_stage_cancels_its_source(stage):
+    source = many(compose.BUFFER * 4)  # more than its buffer and the stage's hold
+    stream = stage(source)
+    gevent.sleep(0.01)
+
+    stream.cancel()
+    gevent.sleep(0.01)
+
+    assert source._greenlet.dead
+
+
+def test_a_timeout_raised_in_a_stage_is_the_streams_error():
+    def own_deadline():
+        with gevent.Timeout(0.01):
+            gevent.sleep(1)
+
+    with pytest.raises(gevent.Timeout):
+        compose.from_call(own_deadline).get()
+    caught = compose.catch(compose.from_call(own_deadline), lambda error: type(error).__name__)
+    assert caught.get() == "Timeout"
+    with pytest.raises(gevent.Timeout):
+        compose.merge(compose.from_call(own_deadline), slow("late", 0.05)).get()
+
+
+def test_a_reader_waiting_on_a_cancelled_stream_sees_it_end():
+    stream = slow("late", 5)
+    reader = gevent.spawn(lambda: list(stream.values()))
+    gevent.sleep(0.01)
+
+    stream.cancel()
+
+    assert reader.get(timeout=1) == []
+
+
 def test_stages_run_in_the_callers_request_context():
     with request_context() as context:
         seen = compose.from_call(current_context).get()

@@ -113,3 +113,14 @@ def test_a_timeout_of_the_callers_own_passes_through_and_the_call_is_forgotten(c
 
     assert raised.value is outer  # not a CommandTimeout, and not the call's own timer
     assert client.connection.pending_calls == 0
+
+
+def test_a_caller_killed_while_it_waits_forgets_its_call(client: Client) -> None:
+    caller = gevent.spawn(PatientRemote().execute, client=client)
+    with gevent.Timeout(5, AssertionError("the call never went out")):
+        while client.connection.pending_calls == 0:
+            gevent.sleep(0.005)
+
+    caller.kill()
+
+    assert client.connection.pending_calls == 0  # no reply will be read: none is waited for

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any, ClassVar
 
 import gevent
 import pytest
@@ -20,7 +21,7 @@ class Lookup(Command):
     """A cached in-memory lookup that counts its executions."""
 
     timeout_s = 1.0
-    executions: list = []
+    executions: ClassVar[list] = []
     name: str
     delay_s: float = 0.05
 
@@ -97,6 +98,92 @@ def test_a_cached_failure_is_replayed(client):
     assert second.value is first.value
     assert Lookup.executions == ["broken"]
     assert [entry.events for entry in context.log] == [("FAILURE", "FALLBACK_MISSING"), ("RESPONSE_FROM_CACHE",)]
+
+
+class OwnDeadline(Command):
+    """run() lets out the Timeout of a client library's own deadline."""
+
+    timeout_s = 1.0
+
+    def run(self) -> None:
+        with gevent.Timeout(0.01):
+            gevent.sleep(1)
+
+
+class Echo(Command):
+    value: Any
+
+    def run(self) -> Any:
+        return self.value
+
+    def cache_key(self) -> Any:
+        return self.value
+
+
+class ByArguments(Command):
+    name: str
+
+    def run(self) -> str:
+        return self.name
+
+    def cache_key(self) -> Any:
+        return self.arguments
+
+
+def test_a_queued_call_whose_run_lets_out_a_timeout_resolves_its_future(client):
+    future = OwnDeadline().queue(client)
+
+    with gevent.Timeout(2, AssertionError("the future never resolved")), pytest.raises(gevent.Timeout):
+        future.get()
+
+
+def test_an_observed_call_whose_run_lets_out_a_timeout_ends_its_stream_with_it(client):
+    with pytest.raises(gevent.Timeout):
+        OwnDeadline().observe(client).get()
+
+
+def test_a_cached_call_its_caller_gave_up_on_is_run_by_the_next_call_with_its_key(client):
+    """The first call's caller left on its own Timeout: that is no answer to share."""
+    with request_context() as context:
+        with gevent.Timeout(0.01, False):
+            Lookup(name="a").execute(client)
+        assert Lookup(name="a", delay_s=0).execute(client) == "A"
+    assert Lookup.executions == ["a", "a"]
+    assert [entry.events for entry in context.log] == [(), ("SUCCESS",)]
+
+
+def test_a_call_waiting_on_a_cached_call_that_is_killed_runs_itself(client):
+    with request_context():
+        first = spawn(Lookup(name="a", delay_s=0.2).execute, client)
+        gevent.sleep(0.01)
+        waiting = spawn(Lookup(name="a", delay_s=0).execute, client)
+        gevent.sleep(0.01)
+        first.kill()
+        assert waiting.get(timeout=2) == "A"
+    assert Lookup.executions == ["a", "a"]
+
+
+def test_a_cancelled_observed_call_leaves_its_cache_key_to_the_next_call(client):
+    with request_context():
+        stream = Lookup(name="a").observe(client)
+        gevent.sleep(0.01)
+        stream.cancel()
+        assert stream.get() == []  # cut before its value: the stream ends
+        assert Lookup(name="a", delay_s=0).execute(client) == "A"
+    assert Lookup.executions == ["a", "a"]
+
+
+def test_equal_cache_keys_of_different_types_are_different_calls(client):
+    with request_context():
+        values = [Echo(value).execute(client) for value in (1, True, 1.0, 1)]
+    assert [(type(value), value) for value in values] == [(int, 1), (bool, True), (float, 1.0), (int, 1)]
+
+
+def test_an_unhashable_cache_key_is_an_error_naming_the_command(client):
+    with request_context(), pytest.raises(TypeError) as caught:
+        ByArguments(name="a").execute(client)
+    assert str(caught.value) == ("ByArguments.cache_key() returned dict {'name': 'a'}, which is not hashable: "
+                                 "return a str, a number or a tuple of them")
 
 
 def test_a_cache_key_outside_a_request_context_is_a_clear_error(client):

@@ -82,6 +82,44 @@ def test_command_without_annotations_has_no_fields():
     assert NoArguments().arguments == {}
 
 
+def test_a_subclass_changes_a_fields_default_by_setting_it():
+    class MoreRatings(GetRatings):
+        limit = 50
+
+    assert MoreRatings._fields == ("user_id", "limit")
+    assert MoreRatings(7).arguments == {"user_id": 7, "limit": 50}
+    assert protocol.decode_value(MoreRatings(7)._payload) == {"user_id": 7, "limit": 50}
+
+
+@pytest.mark.parametrize("name", ["key", "dependency", "timeout_s"])
+def test_an_argument_named_like_a_setting_is_refused_at_class_definition(name):
+    message = raised(TypeError, type, "GetEntry", (Command,), {"__annotations__": {name: str}})
+
+    assert message.startswith(f"GetEntry.{name}: {name!r} names the command's own ")
+    assert message.endswith("so it cannot be an argument; give the argument another name")
+
+
+@pytest.mark.parametrize("name", ["shard", "arguments", "run", "execute"])
+def test_an_argument_named_like_a_command_method_is_refused_at_class_definition(name):
+    message = raised(TypeError, type, "Sharded", (Command,), {"dependency": "db", "__annotations__": {name: int}})
+
+    assert message == (f"Sharded.{name}: {name!r} is a method of every Command, so it cannot be an argument; "
+                       "give the argument another name")
+
+
+def test_a_list_or_dict_default_is_copied_for_each_command():
+    class Tagged(Command):
+        tags: list = []
+        labels: dict = {"a": [1]}
+
+    first = Tagged()
+    first.tags.append("changed")
+    first.labels["a"].append(2)
+
+    assert Tagged().arguments == {"tags": [], "labels": {"a": [1]}}
+    assert Tagged.from_wire({}, b"").arguments == {"tags": [], "labels": {"a": [1]}}
+
+
 # -- construction --------------------------------------------------------------------
 
 
@@ -159,11 +197,49 @@ def test_unsendable_value_nested_in_a_list_names_the_argument():
     assert message.startswith("GetRatings: argument 'user_id' (list) cannot be sent: can not serialize 'set' object")
 
 
+@pytest.mark.parametrize("value", [{(1, 2): "a"}, [{"x": {(1,): 1}}], ({(1,): 1},)],
+                         ids=["top level", "in a list", "in a tuple"])
+def test_a_tuple_map_key_is_refused_at_construction(value):
+    """It packs, but the worker would get a list key, which no dict can hold."""
+    message = raised(TypeError, GetRatings, value)
+
+    assert message.startswith("GetRatings: argument 'user_id' has a map key (1")
+    assert message.endswith("a tuple: it would reach the worker as a list, which cannot be a key; "
+                            "use str, int, float, bool, bytes or None keys")
+
+
+def test_map_keys_the_worker_can_hold_are_accepted():
+    value = {"a": 1, 2: [3], 2.5: {None: b"x"}, True: {"n": [{"deep": (1, 2)}]}}
+
+    assert protocol.decode_value(GetRatings(value)._payload)["user_id"] == protocol.decode_value(
+        protocol.encode_value(value))
+
+
 def test_oversized_arguments_are_a_value_error():
     message = raised(ValueError, GetRatings, "x" * protocol.MAX_PAYLOAD_BYTES)
 
     assert message.startswith("GetRatings: arguments encode to ")
     assert message.endswith(f"bytes, over the {protocol.MAX_PAYLOAD_BYTES} limit")
+
+
+def test_an_argument_cannot_be_changed_once_built():
+    """The payload and the request cache key were made from it: a change would send one
+    value and cache under another."""
+    command = GetRatings(7)
+
+    message = raised(AttributeError, setattr, command, "user_id", 8)
+
+    assert message == ("GetRatings.user_id is an argument, fixed when the command is built (it was encoded then); "
+                       "build a new GetRatings instead")
+    assert raised(AttributeError, delattr, command, "limit") == "GetRatings.limit is an argument and cannot be deleted"
+    assert command.arguments == {"user_id": 7, "limit": 10}
+
+
+def test_other_attributes_can_be_set():
+    command = GetRatings(7)
+    command.note = "mine"
+
+    assert command.note == "mine"
 
 
 def test_repr_shows_the_key_and_arguments():
@@ -279,16 +355,31 @@ def test_from_wire_rebuilds_the_command_with_the_senders_payload():
     assert command._payload is payload
 
 
-def test_from_wire_rejects_mismatched_argument_names():
+def test_from_wire_rejects_an_argument_the_class_does_not_take():
     message = raised(TypeError, GetRatings.from_wire, {"user_id": 7, "limt": 3}, b"")
 
-    assert message == "GetRatings takes arguments ['limit', 'user_id'], the caller sent ['limt', 'user_id']"
+    assert message == ("GetRatings takes arguments ['limit', 'user_id'], the caller sent ['limt', 'user_id']: "
+                       "['limt'] unknown here (is the caller newer than this worker?)")
 
 
-def test_from_wire_rejects_missing_arguments_even_with_defaults():
-    message = raised(TypeError, GetRatings.from_wire, {"user_id": 7}, b"")
+def test_from_wire_gives_an_argument_not_sent_its_default():
+    """A pool deployed with a new optional argument still serves fronts that do not send it."""
+    command = GetRatings.from_wire({"user_id": 7}, b"")
 
-    assert message == "GetRatings takes arguments ['limit', 'user_id'], the caller sent ['user_id']"
+    assert command.arguments == {"user_id": 7, "limit": 10}
+
+
+def test_from_wire_rejects_a_missing_argument_without_default():
+    message = raised(TypeError, GetRatings.from_wire, {"limit": 3}, b"")
+
+    assert message == ("GetRatings takes arguments ['limit', 'user_id'], the caller sent ['limit']: "
+                       "['user_id'] missing, with no default")
+
+
+def test_from_wire_names_argument_keys_that_are_not_strings():
+    message = raised(TypeError, GetRatings.from_wire, {"user_id": 7, 3: 1}, b"")
+
+    assert "the caller sent ['3', 'user_id']: ['3'] unknown here" in message
 
 
 def test_from_wire_rejects_arguments_that_are_not_a_map():

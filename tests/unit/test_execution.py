@@ -110,7 +110,8 @@ def test_mismatched_arguments_are_a_bad_arguments_failure():
     assert outcome is Event.FAILURE
     assert protocol.decode_error(payload) == (
         "BadArguments",
-        "Echo takes arguments ['text'], the caller sent ['txt']",
+        "Echo takes arguments ['text'], the caller sent ['txt']: ['txt'] unknown here "
+        "(is the caller newer than this worker?)",
     )
 
 
