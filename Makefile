@@ -40,8 +40,17 @@ run: $(STAMP_RUN)
 	@echo "  logs:       make logs   (or $(BIN)/seawall --config seawall.toml logs --follow --event breaker_opened)"
 	@echo "  stop:       make stop"
 
+# supervisorctl's shutdown returns at once; the programs drain first (up to their
+# stopwaitsecs), so wait for supervisord's own pid to be gone: `make stop && make run` works.
 stop:
-	@$(SUPERVISORCTL) shutdown 2>/dev/null || echo "supervisord is not running"
+	@pid=$$(cat run/supervisord.pid 2>/dev/null); \
+	if $(SUPERVISORCTL) shutdown >/dev/null 2>&1; then \
+		echo "supervisord (pid $$pid) is stopping every program..."; \
+		waited=0; while [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null && [ $$waited -lt 600 ]; do \
+			sleep 0.1; waited=$$((waited + 1)); done; \
+		if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then echo "supervisord (pid $$pid) is still stopping after 60 s"; exit 1; fi; \
+		echo "stopped"; \
+	else echo "supervisord is not running"; fi
 
 status: $(STAMP_RUN)
 	@$(BIN)/seawall --config seawall.toml status

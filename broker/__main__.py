@@ -6,8 +6,12 @@ import argparse
 import sys
 
 from shared.config import ConfigError, load
-from shared.logging import configure_logging
+from shared.logging import configure_logging, refuse_to_start
 from shared.security import check_keys
+
+
+#: Exit code for a bad config file (as the fronts and workers).
+EXIT_BAD_CONFIG = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config)
         check_keys(config, ("broker",))
     except ConfigError as exc:
-        print(f"seawall-broker: bad config: {exc}", file=sys.stderr)
-        return 2
+        return refuse_to_start("seawall-broker", f"bad config: {exc}", EXIT_BAD_CONFIG)
     from broker.server import Broker
 
     Broker(config).run()

@@ -13,6 +13,9 @@ from broker.supervision import ScaleError, scale, supervisor_proxy
 from shared.config import Config, ConfigError, load, parse_cli_value
 
 
+NEW_HELP = "the command has not been called yet: set it all the same (else a key the broker does not know is refused)"
+
+
 def _format_status(status: dict[str, Any]) -> str:
     lines = [f"broker up {status['uptime_s']:.0f} s, {status['calls_in_flight']} calls in flight", "",
              f"{'POOL':<24} {'WORKERS':>7} {'SLOTS':>5} {'BUSY':>4} {'QUEUED':>8} {'REJECTED':>8}"]
@@ -36,6 +39,15 @@ def _format_status(status: dict[str, Any]) -> str:
     if left_out > 0:
         lines.append(f"... and {left_out} more commands not shown (open breakers and the busiest come first); "
                      "narrow with: seawall status --command TEXT")
+    overrides = status.get("overrides") or {}
+    if overrides:
+        lines += ["", "RUNTIME SETTINGS (until the broker restarts; drop one with: seawall config unset KEY)"]
+        lines += [f"  {key} = {value!r}" for key, value in sorted(overrides.items())]
+    chaos = {name: pool["chaos"] for name, pool in status["pools"].items() if pool.get("chaos")}
+    if chaos:
+        lines += ["", "CHAOS (faults injected now; stop with: seawall chaos clear [POOL])"]
+        lines += [f"  {name}: {', '.join(f'{key}={value:g}' for key, value in settings.items())}"
+                  for name, settings in sorted(chaos.items())]
     return "\n".join(lines)
 
 
@@ -53,9 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     config_set = config_actions.add_parser("set", help="e.g. seawall config set commands.GetRatings.timeout_s 0.3")
     config_set.add_argument("key")
     config_set.add_argument("value", help="a TOML value: 0.3, 20, true, open")
+    config_set.add_argument("--new", action="store_true", help=NEW_HELP)
+    config_unset = config_actions.add_parser("unset", help="drop a runtime setting: the file's value or the "
+                                                           "default is in force again")
+    config_unset.add_argument("key")
     breaker = commands.add_parser("breaker", help="force a command's breaker open or closed, or back to auto")
     breaker.add_argument("force", choices=["open", "close", "auto"])
     breaker.add_argument("key", help="the command key")
+    breaker.add_argument("--new", action="store_true", help=NEW_HELP)
     _add_chaos_parser(commands)
     scale_parser = commands.add_parser("scale", help="run N workers of a pool (through supervisord)")
     scale_parser.add_argument("pool")
@@ -122,10 +139,12 @@ def _generate_keys(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.command == "config" and args.config_action == "unset":
+        return "config_unset", {"key": args.key}
     if args.command == "config":
-        return "config_set", {"key": args.key, "value": parse_cli_value(args.value)}
+        return "config_set", {"key": args.key, "value": parse_cli_value(args.value), "new_command_ok": args.new}
     if args.command == "breaker":
-        return "breaker", {"command": args.key, "force": args.force}
+        return "breaker", {"command": args.key, "force": args.force, "new_command_ok": args.new}
     if args.command == "chaos":
         arguments = {name: value for name, value in vars(args).items()
                      if name in ("mode", "dependency", "latency_ms", "pct") and value is not None}
@@ -176,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print("broker is answering")
     elif action == "chaos":
         print(json.dumps(data))
+    elif action == "config_unset":
+        print(f"{data['key']} is no longer set at runtime: the file's value, or the default, is in force "
+              "(fronts follow within a second)")
     else:
         print(f"{data['key']} = {data['value']!r} (fronts follow within a second)")
     return 0

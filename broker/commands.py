@@ -22,6 +22,10 @@ log = get_logger("broker.commands")
 
 #: Most command keys tracked at once.
 MAX_COMMAND_KEYS = 10_000
+#: A command with no call for this long leaves status, the dashboard, the stream and
+#: /metrics (an open breaker never does). Long enough that a quiet command stays in view,
+#: as it does in Hystrix; bounded, so keys a caller makes up do not stay for good.
+IDLE_COMMAND_S = 3600.0
 #: Every event at zero, copied for each new record (iterating an Enum is slow).
 _NO_EVENTS: dict[Event, int] = dict.fromkeys(Event, 0)
 #: Latency percentiles cover this long (Hystrix: 60 s in 6 buckets).
@@ -90,11 +94,15 @@ class CommandRecord:
         """A call of this command left its worker (answered, or the worker is gone)."""
         self.running -= 1
 
-    def record(self, event: Event, latency_ms: float, trial: int = 0, total_ms: float | None = None) -> None:
+    def record(self, event: Event, latency_ms: float, trial: int = 0, total_ms: float | None = None,
+               ran: bool = True) -> None:
+        """One outcome; ``latency_ms`` is the execution's, and a call that never ran (its
+        deadline passed in the queue) counts in the total latency only."""
         self.counts.add(event)
         self.totals[event] += 1
         if event in _EXECUTED:
-            self.latency.add(latency_ms)
+            if ran:
+                self.latency.add(latency_ms)
             self.total_latency.add(latency_ms if total_ms is None else total_ms)
         self.breaker.record(event, latency_ms, trial)
 
@@ -130,13 +138,19 @@ class CommandRegistry:
         #: command key -> the pool whose workers' class settings count for it
         self._settings_pool: dict[str, str] = {}
         self._records: KeyedStore[str, CommandRecord] = KeyedStore(
-            self._new_record, MAX_COMMAND_KEYS, idle_s=2 * PERCENTILE_WINDOW_S, clock=clock)
+            self._new_record, MAX_COMMAND_KEYS, idle_s=IDLE_COMMAND_S, clock=clock)
 
     def get(self, key: str) -> CommandRecord:
         return self._records.get(key)
 
     def items(self) -> list[tuple[str, CommandRecord]]:
         return self._records.items()
+
+    def known_keys(self) -> set[str]:
+        """Every command key the broker has heard of: called lately, run by a worker that
+        registered, or named in the config file (a key whose record went idle is known
+        still by the workers that run it)."""
+        return {key for key, _ in self._records.items()} | self.class_settings.keys() | self.config.commands.keys()
 
     def drop_idle(self) -> list[str]:
         return self._records.drop_idle(keep=lambda record: record.breaker.state is not BreakerState.CLOSED)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from broker import bounded
 from broker.chaos import kill_worker, set_chaos
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 Answer = tuple[bool, dict[str, Any]]
 
+#: Names listed in an error about an unknown pool or command, at most.
+KNOWN_NAMES_SHOWN = 20
 #: ``seawall breaker open|close|auto KEY`` sets ``breaker_force`` to these.
 FORCE_FOR_ACTION = {"open": "open", "close": "closed", "auto": "auto"}
 
@@ -35,17 +38,58 @@ def _config_set(broker: Broker, arguments: dict[str, Any]) -> Answer:
     if not isinstance(key, str) or "value" not in arguments:
         return False, {"error": "config_set needs a 'key' (e.g. commands.GetRatings.timeout_s) and a 'value'"}
     try:
+        _check_name(broker, key, new_command_ok=arguments.get("new_command_ok") is True)
         return True, {"key": key, "value": broker.set_setting(key, value)}
     except ConfigError as exc:
         return False, {"error": str(exc)}
 
 
+def _config_unset(broker: Broker, arguments: dict[str, Any]) -> Answer:
+    key = arguments.get("key")
+    if not isinstance(key, str):
+        return False, {"error": "config_unset needs a 'key' (e.g. commands.GetRatings.timeout_s)"}
+    try:
+        broker.unset_setting(key)
+    except ConfigError as exc:
+        return False, {"error": str(exc)}
+    return True, {"key": key, "unset": True}
+
+
 def _breaker(broker: Broker, arguments: dict[str, Any]) -> Answer:
     command, force = arguments.get("command"), arguments.get("force")
     force = FORCE_FOR_ACTION.get(force) if isinstance(force, str) else None
-    if not isinstance(command, str) or not command or "." in command or force is None:
+    if not isinstance(command, str) or not command or force is None:
         return False, {"error": "breaker needs a 'command' key and 'force' (open, close or auto)"}
-    return _config_set(broker, {"key": f"commands.{command}.breaker_force", "value": force})
+    return _config_set(broker, {"key": f"commands.{command}.breaker_force", "value": force,
+                                "new_command_ok": arguments.get("new_command_ok")})
+
+
+def _check_name(broker: Broker, dotted_key: str, new_command_ok: bool) -> None:
+    """The pool or command a runtime setting names must be one the broker knows: a typo
+    would set what nothing reads, and say it worked. A command not called yet can be
+    named on purpose (``new_command_ok``, the CLI's ``--new``)."""
+    section, *named, _ = dotted_key.split(".") if "." in dotted_key else ("", "")  # no dot: refused by set_setting
+    name = ".".join(named)
+    if section == "pools" and name and name not in broker.pools and name not in broker.file_config.pools:
+        raise ConfigError(dotted_key, f"no pool {name!r} ({_known('pools', [*broker.pools, *broker.file_config.pools], name)})")
+    if section == "commands" and name and not new_command_ok:
+        known = broker.commands.known_keys()
+        if name not in known:
+            raise ConfigError(dotted_key, f"no command {name!r} is known to the broker ({_known('commands', known, name)}); "
+                                          "to set it before its first call, add --new")
+
+
+def _known(what: str, names: Iterable[str], wanted: str) -> str:
+    """The names most like ``wanted``, or a few of them: a reply stays small however many."""
+    names = sorted(set(names))
+    if not names:
+        return f"it knows no {what} yet"
+    close = difflib.get_close_matches(wanted, names, n=3)
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    shown = names[:KNOWN_NAMES_SHOWN]
+    more = f", ... {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return f"{what}: {', '.join(shown)}{more}"
 
 
 #: ``seawall chaos MODE``: the chaos settings each mode sets.
@@ -83,7 +127,8 @@ def _chaos(broker: Broker, arguments: dict[str, Any]) -> Answer:
         return False, {"error": exc.args[0]}
 
 
-ACTIONS = {"status": _status, "ping": _ping, "config_set": _config_set, "breaker": _breaker, "chaos": _chaos}
+ACTIONS = {"status": _status, "ping": _ping, "config_set": _config_set, "config_unset": _config_unset,
+           "breaker": _breaker, "chaos": _chaos}
 
 
 def handle_control(broker: Broker, message: protocol.Control) -> Answer:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, TextIO
 from broker.log_files import Follower, LogFile, LogSources, merged_records
 from broker.log_format import Formatter
 from broker.log_records import LEVEL_ORDER, LogFilter, LogRecord, parse_since
-from shared.config import ConfigError, load
+from shared.config import CONFIG_ENV, ConfigError, load, run_dir_despite_errors
 
 #: Exit status of a missing file or an unreadable config (argparse's usage errors exit 2).
 EXIT_ERROR = 1
@@ -99,10 +99,24 @@ def run_logs(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def _run_dir(config_path: str | None) -> Path:
+    """The config's run directory; a config that does not validate still names it (its
+    processes' logs then say why they did not start), so the logs are read all the same."""
+    try:
+        return load(config_path).run_dir
+    except ConfigError as exc:
+        path = config_path or os.environ.get(CONFIG_ENV)
+        if not path or not Path(path).is_file():
+            raise
+        run_dir = run_dir_despite_errors(path)
+        print(f"seawall logs: {exc}\nseawall logs: reading the logs under {run_dir} all the same", file=sys.stderr)
+        return run_dir
+
+
 def _sources(args: argparse.Namespace) -> LogSources:
     """What to read; raises FileNotFoundError naming a missing file (unless following)."""
     if not args.files:
-        logs_dir = load(args.config).run_dir / "logs"
+        logs_dir = _run_dir(args.config) / "logs"
         if not args.follow and not logs_dir.is_dir():
             raise FileNotFoundError(f"no log directory {logs_dir} (is seawall running under supervisord? "
                                     "or name the files: seawall logs FILE...)")

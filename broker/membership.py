@@ -64,10 +64,13 @@ class WorkerMembership:
             if (known.pid, known.pool, known.slots) == (ready.pid, ready.dependency, ready.slots):
                 # A repeated READY (one per RESET it got); it may name calls it ran meanwhile.
                 known.last_seen_s = now_s
+                pool = self.pools[known.pool]
                 for call_id in set(ready.running) - known.held - known.ghosts:
-                    if self.pools[known.pool].occupy_free_slot(known):
+                    if pool.occupy_free_slot(known):
                         known.ghosts.add(call_id)
                         known.ghosts_beat = self.beats.current
+                if pool.chaos:  # a worker clears its chaos when it registers (workers/worker.py)
+                    self.outbox.to_worker(identity, protocol.chaos(pool.chaos))
                 return
             self._remove_worker(identity, "registered again as another worker")
         if self._refused_as_one_pool_too_many(ready):

@@ -328,20 +328,25 @@ class Broker(WorkerMembership):
         """Held in the outbox until the batch being read is handled (broker/outbox.py)."""
         self.outbox.reply(caller, (caller_call_id, outcome, execution_ms, payload))
 
-    def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
-        """The one way a call that reached a pool is answered: counted, then replied."""
+    def _answer(self, call: Call, outcome: Event, execution_ms: float, payload: bytes, ran: bool = True) -> None:
+        """The one way a call that reached a pool is answered: counted, then replied.
+
+        Its execution latency is the worker's time, or (answered here: lost, late) the time
+        since it came; a call that never ran (expired in the queue) has none, as in Hystrix,
+        so a pool with no room does not look like a slow dependency.
+        """
         if call.members is not None:
-            self._answer_members(call, outcome, execution_ms, payload)
+            self._answer_members(call, outcome, execution_ms, payload, ran)
             return
         call.answered = True
         self.pools[call.pool].events.add(outcome)
         total_ms = (self.clock() - call.received_s) * 1000
-        latency_ms = execution_ms if call.worker is not None and execution_ms else total_ms
-        call.record.record(outcome, latency_ms, call.trial, total_ms)
+        latency_ms = (execution_ms or total_ms) if ran else 0.0
+        call.record.record(outcome, latency_ms, call.trial, total_ms, ran)
         self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
         self.call_log.answered(call.command, call.pool, outcome, latency_ms, total_ms, payload)
 
-    def _answer_members(self, batch: Call, outcome: Event, execution_ms: float, payload: bytes) -> None:
+    def _answer_members(self, batch: Call, outcome: Event, execution_ms: float, payload: bytes, ran: bool) -> None:
         """Each call of a batch gets its own result; a whole-batch failure fails each."""
         batch.answered = True
         members = cast("list[Call]", batch.members)  # _answer() comes here only for a batch with members
@@ -359,7 +364,7 @@ class Broker(WorkerMembership):
             member_outcome, member_payload = results[index] if results is not None else (outcome, payload)
             member.record.counts.add(Event.COLLAPSED)
             member.record.totals[Event.COLLAPSED] += 1
-            self._answer(member, member_outcome, execution_ms, member_payload)
+            self._answer(member, member_outcome, execution_ms, member_payload, ran)
 
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
         call.worker = worker.identity
@@ -399,7 +404,7 @@ class Broker(WorkerMembership):
     def _expire_queued(self, call: Call) -> None:
         self.calls.pop(call.call_id)
         self._answer(call, Event.TIMEOUT, 0.0, protocol.encode_error(
-            "Timeout", f"waited in pool {call.pool!r}'s queue past its deadline; never ran"))
+            "Timeout", f"waited in the queue of pool {call.pool!r} past its deadline; never ran"), ran=False)
 
     # -- workers -------------------------------------------------------------------------
 
@@ -479,20 +484,34 @@ class Broker(WorkerMembership):
         if dotted_key not in self.overrides and len(self.overrides) >= MAX_OVERRIDES:
             raise ConfigError(dotted_key, f"at most {MAX_OVERRIDES} runtime settings")
         self.overrides[dotted_key] = value
+        self._apply_overrides(dotted_key, f"{dotted_key} = {value!r}")
+        log.info("setting_changed", key=dotted_key, value=value)
+        return value
+
+    def unset_setting(self, dotted_key: str) -> None:
+        """Drop a runtime setting: the file's value, or the default, is in force again."""
+        if dotted_key not in self.overrides:
+            raise ConfigError(dotted_key, "not a runtime setting now (`seawall status` lists them)")
+        del self.overrides[dotted_key]
+        self._apply_overrides(dotted_key, f"{dotted_key} unset")
+        log.info("setting_unset", key=dotted_key)
+
+    def _apply_overrides(self, dotted_key: str, change: str) -> None:
+        """Put the runtime settings in force after ``dotted_key`` changed; publish what it moved."""
         self.config = with_overrides(self.file_config, self.overrides)
+        section, *named, _ = dotted_key.split(".")
+        changed_command = ".".join(named) if section == "commands" else None  # a key may hold dots
         states_before = {key: record.breaker.effective_state() for key, record in self.commands.items()}
         self.commands.reconfigure(self.config)
         for name, pool in self.pools.items():
             pool.queue_size = self.config.pool_setting(name, "queue_size")
         for key, record in self.commands.items():
-            if key == dotted_key.split(".")[1] or dotted_key.startswith("defaults."):
+            if key == changed_command or section == "defaults":
                 self._publish_breaker(record.breaker)
             state = record.breaker.effective_state()
             if state is not states_before.get(key, state):  # forced open or closed by an operator
-                self.call_log.breaker_changed(record.breaker, states_before[key], state, f"{dotted_key} = {value!r}")
+                self.call_log.breaker_changed(record.breaker, states_before[key], state, change)
         self._publish_snapshot(self.clock())
-        log.info("setting_changed", key=dotted_key, value=value)
-        return value
 
     # -- operators -----------------------------------------------------------------------
 

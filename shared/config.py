@@ -399,6 +399,19 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     return parse(document, file_path.resolve().parent, str(file_path))
 
 
+def run_dir_despite_errors(path: str | os.PathLike[str]) -> Path:
+    """The run directory a config file names, read even when the file does not validate
+    (its ``run_dir`` if that is text, else ``run``, beside the file): where its processes'
+    logs are, and so where to read why they did not start."""
+    file_path = Path(path)
+    try:
+        with file_path.open("rb") as stream:
+            run_dir = tomllib.load(stream).get("run_dir", "run")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        run_dir = "run"
+    return (file_path.resolve().parent / (run_dir if isinstance(run_dir, str) else "run")).resolve()
+
+
 def ensure_run_dir(config: Config) -> None:
     """Create the directory that holds ``ipc://`` endpoints."""
     for address in config.endpoints.values():

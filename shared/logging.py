@@ -60,6 +60,16 @@ def _quiet_until_configured() -> None:
 _quiet_until_configured()
 
 
+def refuse_to_start(program: str, problem: str, exit_code: int) -> int:
+    """Say why a process will not start, twice: plainly on stderr for whoever ran it, and
+    as a ``startup_refused`` line in its log, where ``seawall logs --level error`` finds
+    it when supervisord runs it. Returns ``exit_code``."""
+    print(f"{program}: {problem}", file=sys.stderr)
+    get_logger(program).error("startup_refused", error=problem, exit_code=exit_code)
+    sys.stdout.flush()
+    return exit_code
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger; ``name`` goes into each line as ``component``."""
     return structlog.get_logger(component=name)

@@ -49,9 +49,13 @@ class ChaosSettings:
         return cls(**values)
 
 
+#: What a worker injects until a broker says otherwise: nothing.
+NO_CHAOS = ChaosSettings()
+
+
 class Chaos:
     def __init__(self, chance: Callable[[], float] = lambda: random.uniform(0, 100)) -> None:
-        self.settings = ChaosSettings()
+        self.settings = NO_CHAOS
         self._chance = chance
 
     def inject(self) -> None:

@@ -27,6 +27,9 @@ CHECK_INTERVAL_S = 0.05
 
 _real_sleep: Callable[[float], None] = monkey.get_original("time", "sleep")
 _real_start_thread = monkey.get_original("_thread", "start_new_thread")
+#: The OS thread's id, which sys._current_frames() is keyed by; patched, get_ident() gives
+#: the running greenlet's.
+_real_get_ident: Callable[[], int] = monkey.get_original("_thread", "get_ident")
 
 
 class Watchdog:
@@ -40,9 +43,7 @@ class Watchdog:
         self._main_thread_id: int | None = None
 
     def start(self) -> None:
-        import threading
-
-        self._main_thread_id = threading.get_ident()
+        self._main_thread_id = _real_get_ident()
         _real_start_thread(self._watch, ())
 
     def watch(self, call_id: int, command: str, deadline_s: float) -> None:

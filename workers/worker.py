@@ -31,7 +31,7 @@ from shared.logging import LOG_EACH_CALL, get_logger
 from shared.owned_socket import OwnedSocket
 from shared.security import secure_client
 from shared.transport import make_socket
-from workers.chaos import Chaos, ChaosSettings
+from workers.chaos import NO_CHAOS, Chaos, ChaosSettings
 from workers.execution import run_batch_call, run_call
 from workers.exit_codes import EXIT_RECYCLED, EXIT_STOPPED
 from workers.watchdog import Watchdog
@@ -142,6 +142,12 @@ class Worker:
             self._drain_requested.set()
 
     def _register(self) -> None:
+        """Send READY, first or again. Chaos set by a broker ends here: the broker it
+        registers with sends its pool's chaos, if any, so a restarted broker (which knows
+        of none) does not leave its workers injecting what no ``status`` shows."""
+        if self.chaos.settings != NO_CHAOS:
+            self.chaos.settings = NO_CHAOS
+            log.info("chaos_cleared", dependency=self.dependency, reason="registering with the broker again")
         settings_by_command = {key: cls.class_settings() for key, cls in self.commands.items()}
         self._results.send_after(protocol.ready(self.dependency, self.slots, os.getpid(), settings_by_command,
                                                 tuple(self._running)))

@@ -137,6 +137,9 @@ def test_bad_config_stops_the_broker_with_an_error_naming_the_key(tmp_path, toml
     result = _run("broker", config_path)
     assert result.returncode == 2
     assert key in result.stderr and str(config_path) in result.stderr
+    (refused,) = [json.loads(line) for line in result.stdout.splitlines()]  # its log, under supervisord
+    assert (refused["event"], refused["level"], refused["exit_code"]) == ("startup_refused", "error", 2)
+    assert key in refused["error"]
 
 
 def test_bad_config_stops_a_worker_with_an_error_naming_the_key(tmp_path):

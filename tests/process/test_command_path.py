@@ -152,6 +152,9 @@ def test_queued_call_whose_deadline_passes_never_runs(one_slot_one_queued, tmp_p
     labels = sorted(name.split("-")[1] for name in os.listdir(markers))
     assert labels == ["after", "running"]
     assert _pool(cluster)["events"].get("TIMEOUT") == 1
+    expired = cluster.status()["commands"]["SleepWithFallback"]
+    assert expired["events"].get("TIMEOUT") == 1
+    assert expired["p50_ms"] == 0  # it never ran: no execution latency (its 300 ms were spent queued)
 
 
 def test_kill_9_of_a_worker_mid_call_is_worker_lost_within_three_heartbeats(make_cluster):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,7 +56,9 @@ def test_a_call_that_will_not_stop_ends_its_worker_with_the_hung_call_exit_code(
     assert SleepWithFallback(seconds=0.0).execute(client=cluster.client()) == "from fallback"
     assert time.monotonic() - started_s <= 0.3 + TIMEOUT_MARGIN_S
     assert worker.wait(timeout=0.3 + GRACE_S + 5) == EXIT_HUNG_CALL
-    assert "hung_call_ended_worker" in (cluster.directory / "worker-sample.log").read_text()
+    (ended,) = [json.loads(line) for line in (cluster.directory / "worker-sample.log").read_text().splitlines()
+                if '"hung_call_ended_worker"' in line]
+    assert "in inject" in ended["stack"] and "_blocking_sleep(HANG_S)" in ended["stack"]  # where it hung
     cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["workers"] == 0, "the broker to see it gone")
     assert cluster.status()["commands"]["SleepWithFallback"]["events"] == {"TIMEOUT": 1}
 
@@ -283,3 +286,31 @@ def test_worker_recycles_after_the_call_that_took_it_over_max_rss_mb(make_cluste
     assert Echo(text="one").execute(client=cluster.client()) == "ONE"  # the call finishes first
     assert worker.wait(timeout=5) == EXIT_RECYCLED
     assert "max_rss_mb" in (cluster.directory / "worker-sample.log").read_text()
+
+
+def _answers(client) -> bool:
+    try:
+        return Echo(text="a").execute(client=client) == "A"
+    except CommandError:
+        return False
+
+
+def test_chaos_ends_with_the_broker_that_set_it(cluster):
+    """A restarted broker knows of no chaos, so its workers must inject none: they clear
+    theirs when they register again, or `status` would hide a latency monkey left on."""
+    client = cluster.client()
+    _seawall(cluster, "chaos", "errors", "sample", "100")
+    cluster.wait_until(lambda: cluster.status()["pools"]["sample"]["chaos"], "chaos to be set")
+    with pytest.raises(CommandFailed, match="ChaosError"):
+        Echo(text="a").execute(client=client)
+
+    (broker,) = [process for process in cluster.processes if process.args[1:3] == ["-m", "broker"]]
+    cluster.stop_process(broker)
+    cluster.start_broker()
+    cluster.wait_for_workers("sample", 1)
+
+    cluster.wait_until(lambda: _answers(client), "calls to succeed through the new broker", timeout_s=10)
+    assert cluster.status()["pools"]["sample"]["chaos"] == {}
+    cleared = [json.loads(line) for line in (cluster.directory / "worker-sample.log").read_text().splitlines()
+               if '"chaos_cleared"' in line]
+    assert [entry.get("reason") for entry in cleared] == ["registering with the broker again"]

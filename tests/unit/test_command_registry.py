@@ -14,7 +14,7 @@ from api.testing import FakeClock
 from structlog.testing import capture_logs
 
 from broker.breaker import Admission, BreakerSettings, BreakerState
-from broker.commands import PERCENTILE_WINDOW_S, CommandRegistry
+from broker.commands import IDLE_COMMAND_S, CommandRegistry
 from shared.config import parse
 from shared.events import Event
 
@@ -211,7 +211,7 @@ def test_idle_closed_command_is_dropped(make_registry, clock):
     registry = make_registry()
     registry.get("GetRatings")
 
-    clock.advance(2 * PERCENTILE_WINDOW_S + 1)
+    clock.advance(IDLE_COMMAND_S + 1)
 
     assert registry.drop_idle() == ["GetRatings"]
     assert registry.items() == []
@@ -221,7 +221,7 @@ def test_recently_used_command_is_not_dropped(make_registry, clock):
     registry = make_registry()
     registry.get("GetRatings")
 
-    clock.advance(2 * PERCENTILE_WINDOW_S - 1)
+    clock.advance(IDLE_COMMAND_S - 1)
 
     assert registry.drop_idle() == []
 
@@ -231,7 +231,7 @@ def test_idle_command_with_an_open_breaker_is_never_dropped(make_registry, clock
     open_the_breaker(registry, "GetRatings")
     registry.get("GetReviews")
 
-    clock.advance(10 * PERCENTILE_WINDOW_S)
+    clock.advance(2 * IDLE_COMMAND_S)
 
     assert registry.drop_idle() == ["GetReviews"]
     assert [key for key, _ in registry.items()] == ["GetRatings"]

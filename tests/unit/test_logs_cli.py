@@ -385,3 +385,23 @@ def test_no_log_directory_is_an_error_naming_it(tmp_path, capsys):
     code = main(["--config", str(tmp_path / "seawall.toml"), "logs"])
     assert code == 1
     assert f"no log directory {tmp_path / 'state' / 'logs'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_toml", ['run_dir = "run"\n[defaults]\ntimeout_s = -1\n', "[defaults\n"],
+                         ids=["a bad value", "not TOML"])
+def test_a_config_that_does_not_validate_still_leads_to_its_logs(tmp_path, capsys, bad_toml):
+    """The processes refused to start and said why in their logs: those must be readable."""
+    config_path = tmp_path / "seawall.toml"
+    config_path.write_text(bad_toml)
+    logs_dir = tmp_path / "run" / "logs"
+    logs_dir.mkdir(parents=True)
+    (logs_dir / "broker.log").write_text(json.dumps(
+        {"event": "startup_refused", "level": "error", "timestamp": "2026-12-07T02:51:07Z",
+         "error": "bad config: defaults.timeout_s: expected a number > 0"}) + "\n")
+
+    out = io.StringIO()
+    status = run_logs(_parser().parse_args(["--config", str(config_path), "logs", "--level", "error", "--json"]), out)
+
+    assert status == 0
+    assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["startup_refused"]
+    assert f"reading the logs under {tmp_path / 'run'} all the same" in capsys.readouterr().err

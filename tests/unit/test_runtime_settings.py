@@ -1,0 +1,95 @@
+"""Runtime settings from the operator (``seawall config set|unset``, ``seawall breaker``):
+a typo in a pool or command name is refused, naming what the broker knows, and a setting
+can be dropped again. In-process, on a Broker that binds nothing, with a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import zmq
+
+from api.testing import FakeClock
+from broker import control
+from broker.cli import _format_status
+from broker.server import Broker
+from shared import protocol
+from shared.config import parse
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    config = parse({"run_dir": "run", "pools": {"configured": {"queue_size": 5}},
+                    "commands": {"InTheFile": {"timeout_s": 0.5}}}, tmp_path)
+    broker = Broker(config, clock=FakeClock())
+    broker.events = zmq.Context.instance().socket(zmq.PUB)  # what a change publishes goes nowhere
+    broker._on_back([b"w1", *protocol.ready("ratings", 1, 4242, {"GetRatings": {}, "ratings.get": {}})])
+    yield broker
+    broker.events.close(linger=0)
+
+
+def ask(broker: Broker, action: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    return control.handle_control(broker, protocol.Control(action, arguments))
+
+
+@pytest.mark.parametrize("key", ["commands.GetRatings.timeout_s", "commands.ratings.get.timeout_s",
+                                 "commands.InTheFile.timeout_s", "pools.ratings.queue_size",
+                                 "pools.configured.queue_size", "defaults.timeout_s"])
+def test_a_setting_of_a_known_pool_or_command_is_set(broker: Broker, key: str) -> None:
+    assert ask(broker, "config_set", key=key, value=3) == (True, {"key": key, "value": 3})
+    assert broker.overrides[key] == 3
+
+
+def test_a_misspelt_command_is_refused_with_the_nearest_names(broker: Broker) -> None:
+    ok, answer = ask(broker, "breaker", command="GetRating", force="open")
+
+    assert not ok
+    assert answer["error"] == ("commands.GetRating.breaker_force: no command 'GetRating' is known to the broker "
+                               "(did you mean GetRatings?); to set it before its first call, add --new")
+    assert broker.overrides == {}
+
+
+def test_a_command_not_called_yet_is_set_when_asked(broker: Broker) -> None:
+    assert ask(broker, "breaker", command="Later", force="open", new_command_ok=True)[0]
+    assert broker.overrides == {"commands.Later.breaker_force": "open"}
+    assert ask(broker, "config_set", key="commands.Later.timeout_s", value=2)[0]  # known now
+
+
+def test_a_misspelt_pool_is_refused_listing_the_pools(broker: Broker) -> None:
+    ok, answer = ask(broker, "config_set", key="pools.zzz.queue_size", value=10, new_command_ok=True)
+
+    assert not ok
+    assert answer["error"] == "pools.zzz.queue_size: no pool 'zzz' (pools: configured, ratings)"
+
+
+def test_a_runtime_setting_is_dropped_by_unset(broker: Broker) -> None:
+    ask(broker, "config_set", key="pools.ratings.queue_size", value=10)
+    assert broker.pools["ratings"].queue_size == 10
+
+    assert ask(broker, "config_unset", key="pools.ratings.queue_size") == (
+        True, {"key": "pools.ratings.queue_size", "unset": True})
+
+    assert broker.overrides == {}
+    assert broker.pools["ratings"].queue_size == 5  # the default again
+    ok, answer = ask(broker, "config_unset", key="pools.ratings.queue_size")
+    assert not ok and "not a runtime setting now" in answer["error"]
+
+
+def test_status_shows_runtime_settings_and_chaos(broker: Broker) -> None:
+    ask(broker, "config_set", key="commands.GetRatings.timeout_s", value=0.3)
+    broker.pools["ratings"].chaos = {"latency_ms": 500.0, "latency_pct": 100.0}  # as `seawall chaos` sets it
+
+    text = _format_status(ask(broker, "status")[1])
+
+    assert "RUNTIME SETTINGS (until the broker restarts; drop one with: seawall config unset KEY)\n" \
+           "  commands.GetRatings.timeout_s = 0.3" in text
+    assert "CHAOS (faults injected now; stop with: seawall chaos clear [POOL])\n" \
+           "  ratings: latency_ms=500, latency_pct=100" in text
+
+
+@pytest.mark.parametrize("key", ["timeout_s", "", "pools", "commands.", "pools.ratings", "x.y.z"])
+def test_a_key_of_no_runtime_setting_is_refused_not_a_crash(broker: Broker, key: str) -> None:
+    ok, answer = ask(broker, "config_set", key=key, value=1)
+
+    assert not ok and "not a runtime setting" in answer["error"]
