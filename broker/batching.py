@@ -42,15 +42,22 @@ class Batcher:
         return len(self._open)
 
     def add(self, call: Call, shard: str, window_s: float, max_batch: int) -> OpenBatch | None:
-        """Hold ``call``; the batch if this call filled it (it must go now), else None."""
+        """Hold ``call``; the batch if this call filled it (it must go now), else None.
+
+        A batch closes when its window ends, or sooner at the deadline of a member that
+        must leave before then: no call waits here past its own deadline.
+        """
         key = (call.command, shard)
         batch = self._open.get(key)
         if batch is None:
-            batch = OpenBatch(call.command, shard, self._clock() + window_s, max_batch)
+            batch = OpenBatch(call.command, shard, min(self._clock() + window_s, call.deadline_s), max_batch)
             if len(self._open) >= self._max_open_batches:
                 batch.members.append(call)
                 return batch  # no room to hold it: a batch of one
             self._open[key] = batch
+            heapq.heappush(self._closing, (batch.closes_s, next(self._order), batch))
+        elif call.deadline_s < batch.closes_s:  # the earlier entry in _closing decides; the later is skipped
+            batch.closes_s = call.deadline_s
             heapq.heappush(self._closing, (batch.closes_s, next(self._order), batch))
         batch.members.append(call)
         if len(batch.members) >= batch.max_batch:

@@ -53,7 +53,9 @@ def published_state(breaker: Breaker) -> tuple[str, int]:
     """(state, retry_in_ms) as fronts get it; a breaker forced open never lets a trial go."""
     if breaker.settings.force == "open":
         return BreakerState.OPEN.value, protocol.MAX_TIMEOUT_MS
-    return breaker.effective_state().value, int(breaker.retry_in_s() * 1000)
+    # breaker_sleep_s is at most the wire's longest time; clamped all the same, as a
+    # value a front refuses would cost it the whole snapshot
+    return breaker.effective_state().value, min(int(breaker.retry_in_s() * 1000), protocol.MAX_TIMEOUT_MS)
 
 
 def breaker_snapshot(broker: Broker, trim_log: TrimLog) -> list[bytes]:

@@ -106,16 +106,22 @@ class Breaker:
             return Admission.ALLOW
         now_s = self.clock()
         if self.state is BreakerState.HALF_OPEN:
+            if not self._trial_deadline_s:  # the last trial was the caller's fault: this call is the next
+                self._start_trial(deadline_s)
+                return Admission.TRIAL
             if now_s <= self._trial_deadline_s:
                 return Admission.SHORT_CIRCUIT
             self._transition(BreakerState.OPEN, "trial never answered")  # HALF_OPEN -> OPEN
             return Admission.SHORT_CIRCUIT
         if now_s < self.opened_s + self.settings.sleep_s:
             return Admission.SHORT_CIRCUIT
-        self._trial_deadline_s = deadline_s + TRIAL_GRACE_S
-        self.trial_token += 1
+        self._start_trial(deadline_s)
         self._transition(BreakerState.HALF_OPEN, "sleep window over: one trial call")  # OPEN -> HALF_OPEN
         return Admission.TRIAL
+
+    def _start_trial(self, deadline_s: float) -> None:
+        self._trial_deadline_s = deadline_s + TRIAL_GRACE_S
+        self.trial_token += 1
 
     def record(self, event: Event, latency_ms: float, trial: int = 0) -> None:
         """Count one outcome; ``trial`` is the token of the call's trial (0: not a trial).
@@ -131,6 +137,8 @@ class Breaker:
             if event is _SUCCESS:
                 self._window = self._new_window()
                 self._transition(BreakerState.CLOSED, "trial succeeded")  # HALF_OPEN -> CLOSED
+            elif event is Event.BAD_REQUEST:  # says nothing of the dependency (it may never have been asked)
+                self._trial_deadline_s = 0.0  # no trial out: the next call is one
             else:
                 self._transition(BreakerState.OPEN, f"trial ended {event}")  # HALF_OPEN -> OPEN
         elif self.state is _CLOSED and event in HEALTH_EVENTS:

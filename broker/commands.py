@@ -128,6 +128,12 @@ class CommandRecord:
                 "batch_size_p50": sizes[50.0], "batch_size_p99": sizes[99.0]}
 
 
+def _kept(record: CommandRecord) -> bool:
+    """A record that must outlive any number of new keys and any idle time: its breaker
+    is not closed (forgetting it would close it), or a call of it is running."""
+    return record.breaker.state is not BreakerState.CLOSED or record.running > 0
+
+
 class CommandRegistry:
     def __init__(self, config: Config, on_transition: Transition, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
@@ -138,7 +144,7 @@ class CommandRegistry:
         #: command key -> the pool whose workers' class settings count for it
         self._settings_pool: dict[str, str] = {}
         self._records: KeyedStore[str, CommandRecord] = KeyedStore(
-            self._new_record, MAX_COMMAND_KEYS, idle_s=IDLE_COMMAND_S, clock=clock)
+            self._new_record, MAX_COMMAND_KEYS, idle_s=IDLE_COMMAND_S, clock=clock, pinned=_kept)
 
     def get(self, key: str) -> CommandRecord:
         return self._records.get(key)
@@ -153,7 +159,7 @@ class CommandRegistry:
         return {key for key, _ in self._records.items()} | self.class_settings.keys() | self.config.commands.keys()
 
     def drop_idle(self) -> list[str]:
-        return self._records.drop_idle(keep=lambda record: record.breaker.state is not BreakerState.CLOSED)
+        return self._records.drop_idle()
 
     def learn_class_settings(self, commands: dict[str, dict[str, Any]], pool: str = "",
                              pool_has_workers: Callable[[str], bool] = lambda name: False) -> None:

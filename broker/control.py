@@ -10,9 +10,12 @@ from broker import bounded
 from broker.chaos import kill_worker, set_chaos
 from shared import protocol
 from shared.config import ConfigError
+from shared.logging import get_logger
 
 if TYPE_CHECKING:
     from broker.server import Broker
+
+log = get_logger("broker.control")
 
 Answer = tuple[bool, dict[str, Any]]
 
@@ -135,4 +138,8 @@ def handle_control(broker: Broker, message: protocol.Control) -> Answer:
     action = ACTIONS.get(message.action)
     if action is None:
         return False, {"error": f"unknown action {message.action!r} (known: {', '.join(sorted(ACTIONS))})"}
-    return action(broker, message.arguments)
+    try:
+        return action(broker, message.arguments)
+    except Exception as exc:  # noqa: BLE001 - an operator's request must not end the broker's loop
+        log.error("control_action_failed", action=message.action, error=f"{type(exc).__name__}: {exc}")
+        return False, {"error": f"{message.action} failed in the broker: {type(exc).__name__}: {exc}"}

@@ -284,6 +284,15 @@ class Broker(WorkerMembership):
             self._submit_members(members)
 
     def _submit_members(self, members: list[Call]) -> None:
+        now_s = self.clock()
+        if any(member.deadline_s <= now_s for member in members):  # the batch closed at its deadline
+            for member in members:
+                if member.deadline_s <= now_s:
+                    self._answer(member, Event.TIMEOUT, 0.0, protocol.encode_error(
+                        "Timeout", "waited in the batching stage past its deadline; never ran"), ran=False)
+            members = [member for member in members if member.deadline_s > now_s]
+            if not members:
+                return
         payloads, indexes = unique_payloads(members)
         first = members[0]
         call = Call(self.calls.new_id(), b"", 0, first.command, first.pool,

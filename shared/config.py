@@ -71,18 +71,25 @@ def max_batch(value: Any) -> int:
     return count
 
 
-def positive_float(value: Any) -> float:
-    return _number(value, 0, strict=True)
-
-
 def non_negative_float(value: Any) -> float:
     return _number(value, 0, strict=False)
 
 
-def _integer(value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"expected an integer >= {low}, got {value!r}")
+def _integer(value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ValueError(f"expected an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+                         + f", got {value!r}")
     return value
+
+
+def number_between(low: float, high: float, strict: bool = False) -> Checker:
+    """A number in [low, high] (``strict``: above ``low``): a setting the broker turns into
+    work or into a field of a message has an upper bound, so no value can stall or break it."""
+    return lambda value: _number(value, low, strict, high)
+
+
+def integer_between(low: int, high: int) -> Checker:
+    return lambda value: _integer(value, low, high)
 
 
 def non_negative_int(value: Any) -> int:
@@ -154,17 +161,23 @@ class Setting:
     doc: str
 
 
+#: Most buckets of a rolling window: each command holds a few rings of them.
+MAX_WINDOW_BUCKETS = 1000
+#: Most calls a pool's queue holds.
+MAX_QUEUE_SIZE = 100_000
+
 #: Per-command settings: valid in ``[defaults]``, ``[commands.KEY]`` and as class attributes.
 COMMAND_SETTINGS: dict[str, Setting] = {
     "timeout_s": Setting(timeout, 1.0, "caller deadline"),
     "breaker_volume_threshold": Setting(non_negative_int, 20, "calls in the window before the breaker may open"),
     "breaker_error_pct": Setting(percent, 50.0, "error % at which the breaker opens"),
-    "breaker_sleep_s": Setting(positive_float, 5.0, "open for this long, then one trial call"),
+    "breaker_sleep_s": Setting(number_between(0, MAX_TIMEOUT_S, strict=True), 5.0,
+                               "open for this long, then one trial call"),
     "breaker_force": Setting(one_of("auto", "open", "closed"), "auto", "force the breaker"),
     "breaker_slow_call_ms": Setting(non_negative_float, 0.0, "calls slower than this count as slow; 0 = off"),
     "breaker_slow_call_pct": Setting(percent, 100.0, "slow-call % at which the breaker opens"),
-    "window_s": Setting(positive_float, 10.0, "rolling counters: window"),
-    "window_buckets": Setting(positive_int, 10, "rolling counters: buckets"),
+    "window_s": Setting(number_between(0.1, MAX_TIMEOUT_S), 10.0, "rolling counters: window"),
+    "window_buckets": Setting(integer_between(1, MAX_WINDOW_BUCKETS), 10, "rolling counters: buckets"),
     "semaphore_max": Setting(positive_int, 10, "semaphore-isolated calls in flight"),
     "fallback_max": Setting(positive_int, 10, "fallbacks in flight per command"),
     "collapse_window_ms": Setting(collapse_window, 10.0, "collapsing window"),
@@ -173,16 +186,16 @@ COMMAND_SETTINGS: dict[str, Setting] = {
 
 #: Per-pool settings, in ``[pools.NAME]``.
 POOL_SETTINGS: dict[str, Setting] = {
-    "queue_size": Setting(non_negative_int, 5, "waiting calls beyond busy slots; 0 = none"),
+    "queue_size": Setting(integer_between(0, MAX_QUEUE_SIZE), 5, "waiting calls beyond busy slots; 0 = none"),
     "max_calls": Setting(non_negative_int, 0, "recycle a worker after this many calls; 0 = never"),
     "max_rss_mb": Setting(non_negative_float, 0.0, "recycle a worker over this memory; 0 = never"),
-    "hung_call_grace_s": Setting(positive_float, 1.0, "a call still running this long after its deadline "
-                                                      "ends its worker process"),
+    "hung_call_grace_s": Setting(number_between(0, MAX_TIMEOUT_S, strict=True), 1.0,
+                                 "a call still running this long after its deadline ends its worker process"),
 }
 
 #: Broker timing, in ``[broker]``.
 BROKER_SETTINGS: dict[str, Setting] = {
-    "heartbeat_s": Setting(positive_float, 1.0, "heartbeat interval; a peer silent for 3 is gone"),
+    "heartbeat_s": Setting(number_between(0.01, 60), 1.0, "heartbeat interval; a peer silent for 3 is gone"),
 }
 
 ENDPOINT_SETTINGS: dict[str, Setting] = {

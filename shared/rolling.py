@@ -214,14 +214,17 @@ class KeyedStore(Generic[K, V]):
     """Values per key, at most ``max_keys``; keys unused for ``idle_s`` are dropped.
 
     Keys come from callers (command names), so their number must not grow without bound.
+    A value ``pinned`` says must stay (an open breaker) is passed over when room is made
+    for a new key and when idle keys are dropped.
     """
 
     def __init__(self, factory: Callable[[K], V], max_keys: int = 10_000, idle_s: float = 120.0,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic, pinned: Callable[[V], bool] = lambda value: False) -> None:
         self._factory = factory
         self._max_keys = max_keys
         self._idle_s = idle_s
         self._clock = clock
+        self._pinned = pinned
         self._entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -236,7 +239,7 @@ class KeyedStore(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             if len(self._entries) >= self._max_keys:
-                self._entries.popitem(last=False)
+                self._make_room()
             value = self._factory(key)
         else:
             value = entry[0]
@@ -251,14 +254,29 @@ class KeyedStore(Generic[K, V]):
     def items(self) -> list[tuple[K, V]]:
         return [(key, value) for key, (value, _) in self._entries.items()]
 
-    def drop_idle(self, keep: Callable[[V], bool] = lambda value: False) -> list[K]:
-        """Forget keys idle for ``idle_s`` (unless ``keep(value)``); the keys dropped."""
+    def _make_room(self) -> None:
+        """Forget the least recently used key that is not pinned; if every key is, the
+        least recently used all the same (the bound holds). A pinned key passed over moves
+        to the back, so a flood of new keys does not scan it again."""
+        entries = self._entries
+        for _ in range(len(entries)):
+            key, (value, _) = next(iter(entries.items()))
+            if not self._pinned(value):
+                del entries[key]
+                return
+            entries.move_to_end(key)
+        entries.popitem(last=False)
+
+    def drop_idle(self) -> list[K]:
+        """Forget keys idle for ``idle_s`` (unless pinned); the keys dropped."""
         cutoff_s = self._clock() - self._idle_s
         dropped = []
         for key, (value, used_s) in list(self._entries.items()):
             if used_s >= cutoff_s:
-                break  # ordered by last use: the rest are newer
-            if not keep(value):
+                # Ordered by last use, so the rest are newer; but for a pinned key passed over
+                # by _make_room, which waits for a later pass or for room to be made again.
+                break
+            if not self._pinned(value):
                 del self._entries[key]
                 dropped.append(key)
         return dropped

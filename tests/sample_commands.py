@@ -138,3 +138,14 @@ class GetItemBatchFails(GetItem):
         raise RuntimeError(f"batch of {len(calls)} failed")
 
     fallback = Command.fallback
+
+
+class Cancelled(Command):
+    """Lets out a BaseException that is not an Exception (code running its own asyncio loop)."""
+
+    dependency = "sample"
+
+    def run(self) -> None:
+        import asyncio
+
+        raise asyncio.CancelledError("the loop was cancelled")

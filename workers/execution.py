@@ -54,6 +54,10 @@ def _under_deadline(run: Callable[[], Any], timeout_ms: int, what: str, started_
         raise _Failed(_error(started_s, Event.BAD_REQUEST, type(exc).__name__, _message(exc))) from None
     except Exception as exc:
         raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, _message(exc))) from None
+    except gevent.GreenletExit:  # the worker ending its own slots as it exits
+        raise
+    except BaseException as exc:  # asyncio's CancelledError, SystemExit...: this call's failure, not its slot's end
+        raise _Failed(_error(started_s, Event.FAILURE, type(exc).__name__, _message(exc))) from None
     finally:
         timer.close()
 

@@ -272,7 +272,16 @@ class Worker:
             while not waiting:
                 self._idle_slots.append(this_slot)
                 hub.switch()
-            self._run_call(waiting.popleft())
+            call = waiting.popleft()
+            try:
+                self._run_call(call)
+            except gevent.GreenletExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a fault of ours must not end the slot
+                # The call goes unanswered (the broker answers it at its deadline, or as lost
+                # at the next beat); a slot that died would hold its calls for good.
+                log.error("slot_error", command=call.command, call_id=call.call_id,
+                          error=f"{type(exc).__name__}: {exc}")
 
     def _run_call(self, call: protocol.Call | protocol.Batch) -> None:
         self.watchdog.watch(call.call_id, call.command, self.clock() + call.timeout_ms / 1000)

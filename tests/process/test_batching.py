@@ -65,6 +65,26 @@ def test_max_batch_splits_a_burst(make_cluster, markers):
     assert sorted(len(batch) for batch in batches(markers)) == [1, 3, 3]
 
 
+def test_a_call_whose_deadline_comes_before_its_window_closes_times_out_and_never_runs(make_cluster, markers):
+    """It leaves the batching stage at its own deadline, answered TIMEOUT like a queued call;
+    its batch-mates wait for the window no longer than it does, and go."""
+    cluster = make_cluster({"commands": {"GetItem": {"collapse_window_ms": 1000, "timeout_s": 0.3}},
+                            "pools": {"sample": {"queue_size": 5}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+
+    started_s = gevent.get_hub().loop.now()
+    assert GetItem(item_id=1, marker_dir=str(markers)).execute(client) == "fallback"
+
+    assert gevent.get_hub().loop.now() - started_s < 0.3 + 0.25  # not the 1 s window
+    cluster.wait_until(lambda: cluster.status()["commands"]["GetItem"]["events"].get("TIMEOUT") == 1,
+                       "the broker to answer it TIMEOUT")
+    assert batches(markers) == []  # no batch of it reached a worker
+    assert cluster.status()["pools"]["sample"]["busy"] == 0
+
+
 def test_shards_stay_apart(cluster, markers):
     calls = concurrently(cluster.client(), [GetItemByParity(item_id=i, marker_dir=str(markers)) for i in range(6)])
     assert [call.value for call in calls] == [{"id": i} for i in range(6)]

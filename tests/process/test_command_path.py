@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from api import BadRequest, Command, CommandFailed, CommandTimeout, Rejected, WorkerLost
-from sample_commands import Echo, Fail, FailWithFallback, Invalid, Sleep, SleepWithFallback
+from sample_commands import Cancelled, Echo, Fail, FailWithFallback, Invalid, Sleep, SleepWithFallback
 
 #: How far past its timeout a caller may get its answer in these tests (noisy machines).
 TIMEOUT_MARGIN_S = 0.25
@@ -131,6 +131,16 @@ def test_full_pool_and_queue_reject_the_next_call_at_once(one_slot_one_queued):
     assert caught.value.failure == "THREAD_POOL_REJECTED"
     assert "is full" in str(caught.value)
     assert isinstance(running.get(timeout=5), int) and isinstance(queued.get(timeout=5), int)
+
+
+def test_a_base_exception_from_run_fails_its_call_and_the_slot_serves_on(one_slot_one_queued):
+    """asyncio's CancelledError is no Exception: it once ended the worker's only slot."""
+    client = one_slot_one_queued.client()
+    with pytest.raises(CommandFailed, match="CancelledError: the loop was cancelled"):
+        Cancelled().execute(client=client)
+
+    assert [Echo(text=str(n)).execute(client=client) for n in range(3)] == ["0", "1", "2"]
+    assert _pool(one_slot_one_queued)["busy"] == 0
 
 
 def test_queued_call_whose_deadline_passes_never_runs(one_slot_one_queued, tmp_path):

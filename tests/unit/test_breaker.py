@@ -291,6 +291,22 @@ def test_failed_trial_reopens_the_breaker(clock, outcome):
     assert breaker.admit(deadline(clock)) is Admission.SHORT_CIRCUIT
 
 
+def test_a_trial_that_was_a_bad_request_decides_nothing_and_the_next_call_is_the_trial(clock, transitions):
+    """BadRequest is the caller's fault, raised maybe before the dependency was asked."""
+    breaker = half_open_breaker(clock, transitions)
+    first_trial = breaker.trial_token
+    changes_before = len(transitions)
+
+    breaker.record(Event.BAD_REQUEST, 5.0, trial=first_trial)
+
+    assert breaker.state is BreakerState.HALF_OPEN and len(transitions) == changes_before
+    assert breaker.admit(deadline(clock)) is Admission.TRIAL
+    assert breaker.trial_token == first_trial + 1
+    assert breaker.admit(deadline(clock)) is Admission.SHORT_CIRCUIT
+    breaker.record(Event.SUCCESS, 5.0, trial=breaker.trial_token)
+    assert breaker.state is BreakerState.CLOSED
+
+
 def test_failed_trial_restarts_a_full_sleep_window(clock):
     breaker = half_open_breaker(clock, sleep_s=SLEEP_S)
     clock.advance(0.7)

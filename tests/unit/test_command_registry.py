@@ -14,6 +14,7 @@ from api.testing import FakeClock
 from structlog.testing import capture_logs
 
 from broker.breaker import Admission, BreakerSettings, BreakerState
+from broker import commands
 from broker.commands import IDLE_COMMAND_S, CommandRegistry
 from shared.config import parse
 from shared.events import Event
@@ -235,6 +236,21 @@ def test_idle_command_with_an_open_breaker_is_never_dropped(make_registry, clock
 
     assert registry.drop_idle() == ["GetReviews"]
     assert [key for key, _ in registry.items()] == ["GetRatings"]
+
+
+def test_an_open_breaker_and_a_running_command_outlast_a_flood_of_new_keys(make_registry, monkeypatch):
+    """Forgetting the record of an open breaker would close it; of a running call, orphan it."""
+    monkeypatch.setattr(commands, "MAX_COMMAND_KEYS", 5)
+    registry = make_registry()
+    open_the_breaker(registry, "GetRatings")
+    registry.get("GetUser").started()
+
+    for number in range(100):
+        registry.get(f"MadeUp{number}")
+
+    assert registry.get("GetRatings").breaker.state is BreakerState.OPEN
+    assert registry.get("GetUser").running == 1
+    assert len(registry.items()) == 5
 
 
 def test_breaker_transitions_reach_the_registry_callback(make_registry):

@@ -159,19 +159,19 @@ def test_zero_timeout_is_rejected():
 def test_bool_for_an_int_is_rejected():
     error = config_error({"pools": {"ratings": {"queue_size": True}}})
 
-    assert str(error) == "pools.ratings.queue_size: expected an integer >= 0, got True"
+    assert str(error) == "pools.ratings.queue_size: expected an integer >= 0 and <= 100000, got True"
 
 
 def test_negative_queue_size_is_rejected():
     error = config_error({"pools": {"ratings": {"queue_size": -1}}})
 
-    assert str(error) == "pools.ratings.queue_size: expected an integer >= 0, got -1"
+    assert str(error) == "pools.ratings.queue_size: expected an integer >= 0 and <= 100000, got -1"
 
 
 def test_float_for_an_int_is_rejected():
     error = config_error({"defaults": {"window_buckets": 10.0}})
 
-    assert str(error) == "defaults.window_buckets: expected an integer >= 1, got 10.0"
+    assert str(error) == "defaults.window_buckets: expected an integer >= 1 and <= 1000, got 10.0"
 
 
 def test_string_for_a_number_is_rejected():
@@ -219,6 +219,22 @@ def test_timeout_longer_than_the_wire_allows_is_rejected():
     assert str(error) == "defaults.timeout_s: expected a number > 0 and <= 3600, got 7200"
 
 
+@pytest.mark.parametrize(("document", "message"), [
+    ({"defaults": {"breaker_sleep_s": 7200}}, "defaults.breaker_sleep_s: expected a number > 0 and <= 3600, got 7200"),
+    ({"commands": {"GetUser": {"window_buckets": 1_000_000}}},
+     "commands.GetUser.window_buckets: expected an integer >= 1 and <= 1000, got 1000000"),
+    ({"defaults": {"window_s": 0.001}}, "defaults.window_s: expected a number >= 0.1 and <= 3600, got 0.001"),
+    ({"pools": {"ratings": {"queue_size": 10**9}}},
+     "pools.ratings.queue_size: expected an integer >= 0 and <= 100000, got 1000000000"),
+    ({"pools": {"ratings": {"hung_call_grace_s": 1e9}}},
+     "pools.ratings.hung_call_grace_s: expected a number > 0 and <= 3600, got 1000000000.0"),
+    ({"broker": {"heartbeat_s": 0.001}}, "broker.heartbeat_s: expected a number >= 0.01 and <= 60, got 0.001"),
+], ids=["breaker sleep past the wire's longest time", "window buckets", "window", "queue", "grace", "heartbeat"])
+def test_a_setting_the_broker_turns_into_work_or_a_message_field_is_bounded(document, message):
+    """Past these, a breaker's retry time no front accepts, or a loop stalled rebuilding rings."""
+    assert str(config_error(document)) == message
+
+
 def test_timeout_of_exactly_an_hour_is_accepted():
     assert parse({"defaults": {"timeout_s": 3600}}, Path("/srv/app")).defaults == {"timeout_s": 3600.0}
 
@@ -226,7 +242,7 @@ def test_timeout_of_exactly_an_hour_is_accepted():
 def test_infinite_number_is_rejected():
     error = config_error({"defaults": {"breaker_sleep_s": float("inf")}})
 
-    assert str(error) == "defaults.breaker_sleep_s: expected a number > 0, got inf"
+    assert str(error) == "defaults.breaker_sleep_s: expected a number > 0 and <= 3600, got inf"
 
 
 # -- files ---------------------------------------------------------------------------

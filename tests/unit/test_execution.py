@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import textwrap
 import time
@@ -48,7 +49,17 @@ class OwnTimeout(Command):
         raise gevent.Timeout(1)
 
 
-COMMANDS = {command.key: command for command in (Echo, Fail, Invalid, ReturnsSet, ReturnsTooMuch, Hangs, OwnTimeout)}
+class Cancelled(Command):
+    """Lets out a BaseException that is not an Exception, as code running its own asyncio loop can."""
+
+    dependency = "sample"
+
+    def run(self) -> None:
+        raise asyncio.CancelledError("the loop was cancelled")
+
+
+COMMANDS = {command.key: command
+            for command in (Echo, Fail, Invalid, ReturnsSet, ReturnsTooMuch, Hangs, OwnTimeout, Cancelled)}
 
 
 def call_of(command: str, arguments: dict | None = None, timeout_ms: int = 1000, payload: bytes | None = None):
@@ -70,6 +81,13 @@ def test_success_encodes_the_returned_value():
     assert outcome is Event.SUCCESS
     assert protocol.decode_value(payload) == "HELLO"
     assert execution_ms >= 0
+
+
+def test_a_base_exception_from_run_is_the_calls_failure():
+    outcome, _, payload = run(call_of("Cancelled"))
+
+    assert outcome is Event.FAILURE
+    assert protocol.decode_error(payload) == ("CancelledError", "the loop was cancelled")
 
 
 def test_exception_is_a_failure_with_its_type_and_message():

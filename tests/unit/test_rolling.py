@@ -408,15 +408,42 @@ def test_use_refreshes_a_key_so_it_is_not_idle(clock):
     assert store.drop_idle() == []
 
 
-def test_drop_idle_keeps_idle_keys_that_keep_asks_for(clock):
-    store = KeyedStore(lambda key: {"pinned": key.startswith("pinned")}, idle_s=10.0, clock=clock)
+def pinning_store(clock, max_keys: int = 10_000) -> KeyedStore[str, dict[str, bool]]:
+    return KeyedStore(lambda key: {"pinned": key.startswith("pinned")}, max_keys=max_keys, idle_s=10.0,
+                      clock=clock, pinned=lambda value: value["pinned"])
+
+
+def test_drop_idle_keeps_idle_keys_that_are_pinned(clock):
+    store = pinning_store(clock)
     store.get("pinned-a")
     store.get("loose-b")
     store.get("pinned-c")
     store.get("loose-d")
     clock.advance(11.0)
 
-    dropped = store.drop_idle(keep=lambda value: value["pinned"])
+    dropped = store.drop_idle()
 
     assert sorted(dropped) == ["loose-b", "loose-d"]
     assert [key for key, _ in store.items()] == ["pinned-a", "pinned-c"]
+
+
+def test_a_full_store_makes_room_by_forgetting_the_oldest_key_not_pinned(clock):
+    """An open breaker must not be pushed out by a flood of new command keys."""
+    store = pinning_store(clock, max_keys=3)
+    for key in ("pinned-a", "loose-b", "pinned-c"):
+        store.get(key)
+
+    for number in range(100):
+        store.get(f"new-{number}")
+
+    assert sorted(key for key, _ in store.items()) == ["new-99", "pinned-a", "pinned-c"]
+
+
+def test_a_store_full_of_pinned_keys_still_holds_its_bound(clock):
+    store = pinning_store(clock, max_keys=2)
+    store.get("pinned-a")
+    store.get("pinned-b")
+
+    store.get("new")
+
+    assert len(store) == 2 and "new" in store

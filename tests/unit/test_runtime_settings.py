@@ -93,3 +93,14 @@ def test_a_key_of_no_runtime_setting_is_refused_not_a_crash(broker: Broker, key:
     ok, answer = ask(broker, "config_set", key=key, value=1)
 
     assert not ok and "not a runtime setting" in answer["error"]
+
+
+def test_a_request_that_raises_in_the_broker_is_answered_with_the_error(broker: Broker, monkeypatch) -> None:
+    def out_of_memory(key: str, value: Any) -> Any:
+        raise MemoryError("rings too large")
+
+    monkeypatch.setattr(broker, "set_setting", out_of_memory)
+
+    assert ask(broker, "config_set", key="defaults.timeout_s", value=1) == (
+        False, {"error": "config_set failed in the broker: MemoryError: rings too large"})
+    assert ask(broker, "ping") == (True, {"pong": True})

@@ -1,0 +1,48 @@
+"""The batching stage's bookkeeping (broker/batching.py), with an injected clock."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from api.testing import FakeClock
+from broker.batching import Batcher
+from broker.calls import Call
+
+
+def call(clock: FakeClock, call_id: int, timeout_s: float, command: str = "GetItem") -> Call:
+    return Call(call_id, b"front", call_id, command, "items", clock() + timeout_s, b"", clock(),
+                cast(Any, None))
+
+
+def test_a_batch_closes_when_its_window_ends():
+    clock = FakeClock()
+    batcher = Batcher(clock)
+    batcher.add(call(clock, 1, timeout_s=1.0), "", window_s=0.1, max_batch=10)
+
+    clock.advance(0.09)
+    assert batcher.due() == []
+    clock.advance(0.01)
+    assert [[member.call_id for member in batch.members] for batch in batcher.due()] == [[1]]
+
+
+def test_a_member_whose_deadline_comes_first_brings_the_close_forward():
+    """No call waits in the stage past its own deadline."""
+    clock = FakeClock()
+    batcher = Batcher(clock)
+    batcher.add(call(clock, 1, timeout_s=5.0), "", window_s=1.0, max_batch=10)
+    batcher.add(call(clock, 2, timeout_s=0.3), "", window_s=1.0, max_batch=10)
+
+    assert batcher.next_close_s() == clock() + 0.3
+    clock.advance(0.3)
+    (batch,) = batcher.due()
+    assert [member.call_id for member in batch.members] == [1, 2]
+    clock.advance(1.0)
+    assert batcher.due() == [] and batcher.next_close_s() is None  # the window's own close is no second batch
+
+
+def test_a_first_member_with_a_deadline_inside_the_window_closes_its_batch_then():
+    clock = FakeClock()
+    batcher = Batcher(clock)
+    batcher.add(call(clock, 1, timeout_s=0.05), "", window_s=1.0, max_batch=10)
+
+    assert batcher.next_close_s() == clock() + 0.05
