@@ -16,7 +16,7 @@ from shared.config import Config, ConfigError, load, parse_cli_value
 NEW_HELP = "the command has not been called yet: set it all the same (else a key the broker does not know is refused)"
 
 
-def _format_status(status: dict[str, Any]) -> str:
+def _format_status(status: dict[str, Any], command_text: str = "") -> str:
     lines = [f"broker up {status['uptime_s']:.0f} s, {status['calls_in_flight']} calls in flight", "",
              f"{'POOL':<24} {'WORKERS':>7} {'SLOTS':>5} {'BUSY':>4} {'QUEUED':>8} {'REJECTED':>8}"]
     for name, pool in status["pools"].items():
@@ -35,6 +35,8 @@ def _format_status(status: dict[str, Any]) -> str:
                      f"{command['p50_ms']:>8.2f} {command['p99_ms']:>8.2f}")
     if any(c["force"] != "auto" for c in status["commands"].values()):
         lines.append("(* forced by breaker_force)")
+    if not status["commands"] and command_text:
+        lines.append(f"(no command key contains {command_text!r})")
     left_out = status.get("commands_total", len(status["commands"])) - len(status["commands"])
     if left_out > 0:
         lines.append(f"... and {left_out} more commands not shown (open breakers and the busiest come first); "
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seawall: {exc}", file=sys.stderr)
         return 1
     if action == "status":
-        print(json.dumps(data, indent=2) if args.json else _format_status(data))
+        print(json.dumps(data, indent=2) if args.json else _format_status(data, args.command_text))
     elif action == "ping":
         print("broker is answering")
     elif action == "chaos":

@@ -123,7 +123,8 @@ def _chaos(broker: Broker, arguments: dict[str, Any]) -> Answer:
         for name, value in settings.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0 or (name.endswith("_pct") and value > 100):
-                return False, {"error": f"chaos {mode}: {name} must be a number in range, got {value!r:.50}"}
+                allowed = "from 0 to 100" if name.endswith("_pct") else ">= 0"
+                return False, {"error": f"chaos {mode}: {name} must be a number {allowed}, got {value!r:.50}"}
         set_chaos(broker, dependency, settings)
         return True, {"dependency": dependency, "chaos": broker.pools[dependency].chaos}
     except KeyError as exc:

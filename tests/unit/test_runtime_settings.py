@@ -104,3 +104,14 @@ def test_a_request_that_raises_in_the_broker_is_answered_with_the_error(broker: 
     assert ask(broker, "config_set", key="defaults.timeout_s", value=1) == (
         False, {"error": "config_set failed in the broker: MemoryError: rings too large"})
     assert ask(broker, "ping") == (True, {"pong": True})
+
+
+def test_a_chaos_value_out_of_range_says_the_range(broker: Broker) -> None:
+    assert ask(broker, "chaos", mode="errors", dependency="ratings", pct=150) == (
+        False, {"error": "chaos errors: error_pct must be a number from 0 to 100, got 150"})
+
+
+def test_status_of_a_command_text_nothing_matches_says_so(broker: Broker) -> None:
+    text = _format_status(ask(broker, "status", command="Nope")[1], "Nope")
+
+    assert "(no command key contains 'Nope')" in text
