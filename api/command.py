@@ -42,8 +42,8 @@ class Command:
     #: front, in the broker), "request" (within one request context, in the front), or None.
     collapse: ClassVar[str | None] = None
 
-    #: The arguments as msgpack, made once when the command is built.
-    _payload: bytes
+    #: The arguments as msgpack, made once when the command is built (no arguments: this).
+    _payload: bytes = _NO_ARGUMENTS
     _fields: ClassVar[tuple[str, ...]] = ()
     _field_defaults: ClassVar[dict[str, Any]] = {}
     #: Fields whose default is a list or dict, copied for each command.
@@ -62,12 +62,12 @@ class Command:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
-        fields = self.__dict__  # fields are set here only: __setattr__ refuses them
         if not (args or kwargs or cls._fields):
-            # No arguments to check or encode (their msgpack was most of a no-op call's build)
-            fields["_payload"] = _NO_ARGUMENTS
+            # No arguments to check or encode (their msgpack was most of a no-op call's
+            # build): the class's _payload, of no arguments, is this command's
             return
         values = cls._values_of(args, kwargs)
+        fields = self.__dict__  # fields are set here only: __setattr__ refuses them
         fields["_payload"] = _encode_arguments(cls.key, values)
         fields.update(values)
 
