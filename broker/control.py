@@ -73,13 +73,18 @@ def _check_name(broker: Broker, dotted_key: str, new_command_ok: bool) -> None:
     named on purpose (``new_command_ok``, the CLI's ``--new``)."""
     section, *named, _ = dotted_key.split(".") if "." in dotted_key else ("", "")  # no dot: refused by set_setting
     name = ".".join(named)
-    if section == "pools" and name and name not in broker.pools and name not in broker.file_config.pools:
-        raise ConfigError(dotted_key, f"no pool {name!r} ({_known('pools', [*broker.pools, *broker.file_config.pools], name)})")
-    if section == "commands" and name and not new_command_ok:
+    if not name:
+        return
+    if section == "pools":
+        pools = {*broker.pools, *broker.file_config.pools}
+        if name not in pools:
+            raise ConfigError(dotted_key, f"no pool {name!r} ({_known('pools', pools, name)})")
+    elif section == "commands" and not new_command_ok:
         known = broker.commands.known_keys()
         if name not in known:
-            raise ConfigError(dotted_key, f"no command {name!r} is known to the broker ({_known('commands', known, name)}); "
-                                          "to set it before its first call, add --new")
+            raise ConfigError(dotted_key, f"no command {name!r} is known to the broker "
+                                          f"({_known('commands', known, name)}); to set it before its first call, "
+                                          "add --new")
 
 
 def _known(what: str, names: Iterable[str], wanted: str) -> str:
