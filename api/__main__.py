@@ -11,10 +11,6 @@ import sys  # noqa: E402
 from shared.config import ConfigError  # noqa: E402
 from shared.logging import configure_logging, refuse_to_start  # noqa: E402
 
-#: Exit code for a bad config file (as the broker and workers).
-EXIT_BAD_SETUP = 2
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seawall-front", description="Serve endpoint modules over HTTP.")
     parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG)")
@@ -30,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         client = api.configure(args.config)
         check_keys(client.config, ("front",))
     except ConfigError as exc:
-        return refuse_to_start("seawall-front", f"bad config: {exc}", EXIT_BAD_SETUP)
+        return refuse_to_start("seawall-front", f"bad config: {exc}")
     serve(client.config)
     return 0
 

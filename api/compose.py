@@ -20,15 +20,12 @@ import gevent
 from gevent import GreenletExit
 from gevent.queue import Queue
 
-from api.context import spawn
+from api.context import CALL_ERRORS, spawn
 
 #: Values a stage holds before its producer waits.
 BUFFER = 1000
 
 _DONE = object()
-#: What a stream carries as its error: any exception, and a gevent Timeout raised in a
-#: stage (a BaseException, which a call's own deadline is not: that one is CommandTimeout).
-_ERRORS = (Exception, gevent.Timeout)
 
 
 class _Failure:
@@ -51,7 +48,7 @@ class Observable:
             if not self._queue.full():
                 self._queue.put_nowait(_DONE)
             raise
-        except _ERRORS as exc:  # noqa: BLE001 - an error is a value of the stream
+        except CALL_ERRORS as exc:  # noqa: BLE001 - an error is a value of the stream
             self._queue.put(_Failure(exc))
         self._queue.put(_DONE)
 
@@ -130,7 +127,7 @@ def merge(*sources: Observable) -> Observable:
             try:
                 for value in source.values():
                     inbox.put(value)
-            except _ERRORS as exc:  # noqa: BLE001
+            except CALL_ERRORS as exc:  # noqa: BLE001
                 inbox.put(_Failure(exc))
             finally:
                 inbox.put(_DONE)
@@ -236,7 +233,7 @@ def catch(source: Observable, handler: Callable[[BaseException], Any]) -> Observ
             try:
                 for value in source.values():
                     emit(value)
-            except _ERRORS as exc:  # noqa: BLE001 - handed to the handler
+            except CALL_ERRORS as exc:  # noqa: BLE001 - handed to the handler
                 emit(handler(exc))
 
     return Observable(produce)

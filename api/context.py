@@ -93,6 +93,12 @@ def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Gre
     return greenlet
 
 
+#: What a future or a stream hands on as the call's error: any exception, and a gevent
+#: Timeout raised in the call (a BaseException, which a call's own deadline is not: that
+#: one is CommandTimeout).
+CALL_ERRORS = (Exception, gevent.Timeout)
+
+
 def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
     """Run ``function(*args)`` in a greenlet of this request context; a future of its value or error."""
     future: AsyncResult[Any] = AsyncResult()
@@ -100,7 +106,7 @@ def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
     def run() -> None:
         try:
             future.set(function(*args))
-        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - handed to the future's owner
+        except CALL_ERRORS as exc:  # noqa: BLE001 - handed to the future's owner
             future.set_exception(exc)  # a Timeout raised in the call too: the future must resolve
         except BaseException as exc:  # killed (GreenletExit), or the process is exiting
             future.set_exception(exc)

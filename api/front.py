@@ -24,8 +24,8 @@ from gevent.pywsgi import WSGIServer
 
 from api.compose import Observable
 from api.context import request_context
-from api.errors import BadRequest
 from api.endpoints import EndpointDirectory, EndpointRequest
+from api.errors import BadRequest
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
 from shared.logging import LOG_EACH_CALL, get_logger
@@ -40,7 +40,6 @@ LISTEN_BACKLOG = 1024
 MAX_BODY_BYTES = 1024 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
 
 
 def endpoint_directory(config: Config) -> Path:

@@ -10,10 +10,6 @@ from shared.logging import configure_logging, refuse_to_start
 from shared.security import check_keys
 
 
-#: Exit code for a bad config file (as the fronts and workers).
-EXIT_BAD_CONFIG = 2
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seawall-broker", description="Run the seawall broker.")
     parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG)")
@@ -23,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config)
         check_keys(config, ("broker",))
     except ConfigError as exc:
-        return refuse_to_start("seawall-broker", f"bad config: {exc}", EXIT_BAD_CONFIG)
+        return refuse_to_start("seawall-broker", f"bad config: {exc}")
     from broker.server import Broker
 
     Broker(config).run()

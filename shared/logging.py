@@ -60,14 +60,19 @@ def _quiet_until_configured() -> None:
 _quiet_until_configured()
 
 
-def refuse_to_start(program: str, problem: str, exit_code: int) -> int:
+#: Exit status of a process that refuses to start (bad config, arguments or command
+#: modules): restarting will not help until someone fixes them.
+EXIT_BAD_SETUP = 2
+
+
+def refuse_to_start(program: str, problem: str) -> int:
     """Say why a process will not start, twice: plainly on stderr for whoever ran it, and
     as a ``startup_refused`` line in its log, where ``seawall logs --level error`` finds
-    it when supervisord runs it. Returns ``exit_code``."""
+    it when supervisord runs it. Returns EXIT_BAD_SETUP."""
     print(f"{program}: {problem}", file=sys.stderr)
-    get_logger(program).error("startup_refused", error=problem, exit_code=exit_code)
+    get_logger(program).error("startup_refused", error=problem, exit_code=EXIT_BAD_SETUP)
     sys.stdout.flush()
-    return exit_code
+    return EXIT_BAD_SETUP
 
 
 def get_logger(name: str) -> Any:

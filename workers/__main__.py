@@ -13,7 +13,6 @@ import sys  # noqa: E402
 
 from shared.config import ConfigError, load  # noqa: E402
 from shared.logging import configure_logging, refuse_to_start  # noqa: E402
-from workers.exit_codes import EXIT_BAD_SETUP  # noqa: E402
 
 
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("worker")
     if not 1 <= args.slots <= 10_000:
-        return refuse_to_start("seawall-worker", f"--slots must be in [1, 10000], got {args.slots}", EXIT_BAD_SETUP)
+        return refuse_to_start("seawall-worker", f"--slots must be in [1, 10000], got {args.slots}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: command modules beside the config
     from shared.security import check_keys
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         check_keys(config, ("worker",))
         commands = load_commands([m.strip() for m in args.commands.split(",") if m.strip()], args.dependency)
     except (ConfigError, RegistryError) as exc:
-        return refuse_to_start("seawall-worker", str(exc), EXIT_BAD_SETUP)
+        return refuse_to_start("seawall-worker", str(exc))
     return Worker(config, args.dependency, commands, args.slots).run()
 
 

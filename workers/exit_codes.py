@@ -4,10 +4,10 @@ Only 0 is an expected exit: supervisord restarts a worker after any other code
 (``autorestart = unexpected``), which is what a recycled or hung worker needs.
 """
 
+from shared.logging import EXIT_BAD_SETUP  # bad config or command modules, as every process
+
 #: Drained and stopped on request (SIGTERM/SIGINT): do not restart.
 EXIT_STOPPED = 0
-#: Bad configuration or command modules: restarting will not help until someone fixes them.
-EXIT_BAD_SETUP = 2
 #: Recycled after ``max_calls`` calls or over ``max_rss_mb``: drained first, start a fresh one.
 EXIT_RECYCLED = 3
 #: A call would not stop within the grace after its deadline (blocked in C, in a system

@@ -70,7 +70,7 @@ def test_zip_cancels_the_longer_source_where_the_shortest_ended():
     longer = many(compose.BUFFER * 2)
 
     assert compose.zip(just("a"), longer).get() == ("a", 0)
-    gevent.sleep(0.01)
+    gevent.idle()  # every greenlet has run until it waits
     assert longer._greenlet.dead  # not left waiting on its full buffer
 
 
@@ -81,10 +81,10 @@ def test_zip_cancels_the_longer_source_where_the_shortest_ended():
 def test_cancelling_a_stage_cancels_its_source(stage):
     source = many(compose.BUFFER * 4)  # more than its buffer and the stage's hold
     stream = stage(source)
-    gevent.sleep(0.01)
+    gevent.idle()  # both full: each producer waits for its reader
 
     stream.cancel()
-    gevent.sleep(0.01)
+    gevent.idle()
 
     assert source._greenlet.dead
 
@@ -105,7 +105,7 @@ def test_a_timeout_raised_in_a_stage_is_the_streams_error():
 def test_a_reader_waiting_on_a_cancelled_stream_sees_it_end():
     stream = slow("late", 5)
     reader = gevent.spawn(lambda: list(stream.values()))
-    gevent.sleep(0.01)
+    gevent.idle()  # the reader waits for a value
 
     stream.cancel()
 

@@ -155,9 +155,9 @@ def test_a_cached_call_its_caller_gave_up_on_is_run_by_the_next_call_with_its_ke
 def test_a_call_waiting_on_a_cached_call_that_is_killed_runs_itself(client):
     with request_context():
         first = spawn(Lookup(name="a", delay_s=0.2).execute, client)
-        gevent.sleep(0.01)
+        gevent.idle()  # the first call runs, its future in the cache
         waiting = spawn(Lookup(name="a", delay_s=0).execute, client)
-        gevent.sleep(0.01)
+        gevent.idle()  # the second waits on that future
         first.kill()
         assert waiting.get(timeout=2) == "A"
     assert Lookup.executions == ["a", "a"]
@@ -166,7 +166,7 @@ def test_a_call_waiting_on_a_cached_call_that_is_killed_runs_itself(client):
 def test_a_cancelled_observed_call_leaves_its_cache_key_to_the_next_call(client):
     with request_context():
         stream = Lookup(name="a").observe(client)
-        gevent.sleep(0.01)
+        gevent.idle()  # the call runs, its future in the cache
         stream.cancel()
         assert stream.get() == []  # cut before its value: the stream ends
         assert Lookup(name="a", delay_s=0).execute(client) == "A"
