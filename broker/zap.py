@@ -135,12 +135,14 @@ def handshake_failure(event: int, value: int) -> str:
 
     A peer without CURVE is seen one of two ways, depending on who notices first: a
     mechanism mismatch (``HANDSHAKE_FAILED_PROTOCOL``), or the peer hanging up mid-handshake
-    because *it* noticed (``HANDSHAKE_FAILED_NO_DETAIL`` with EPIPE or ECONNRESET).
+    because *it* noticed (``HANDSHAKE_FAILED_NO_DETAIL`` with EPIPE or ECONNRESET). An
+    admitted client that gives up waiting (a ``seawall status`` timing out on a busy broker)
+    hangs up the same way, so that reason names it too.
     """
     if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
         return "handshake failed: not CURVE, or another broker's key"
     if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and value in (errno.EPIPE, errno.ECONNRESET):
         return (f"handshake failed: the peer hung up mid-handshake ({errno.errorcode[value]}); "
-                "most often a peer not CURVE, or with another broker's key")
+                "a peer not CURVE, one with another broker's key, or a client that gave up waiting")
     detail = errno.errorcode.get(value, str(value)) if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL else str(value)
     return f"handshake failed (ZeroMQ event {event}, value {detail})"
