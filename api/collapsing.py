@@ -8,6 +8,7 @@ collapsing happens in the broker's batching stage, across every front.)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable
@@ -16,6 +17,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from api.command import Command
+from shared.protocol import MAX_NAME_CHARS
 
 if TYPE_CHECKING:
     from api.client import Client
@@ -30,9 +32,19 @@ class BatchMember:
 
 
 def shard_of(command: Command) -> str:
-    """The batch shard of a call, as the wire carries it."""
+    """The batch shard of a call, as the wire carries it: distinct shards stay distinct.
+
+    The text names the shard's type (``1``, ``"1"`` and ``True`` are three shards), and a
+    shard too long for the wire is sent as its digest, never cut short: two shards that
+    differ only past the limit would otherwise share a batch.
+    """
     shard = command.shard()
-    return "" if shard is None else str(shard)[:200]
+    if shard is None:
+        return ""
+    text = f"{type(shard).__name__}:{shard!r}"
+    if len(text) <= MAX_NAME_CHARS:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
 
 
 class RequestBatcher:
@@ -50,8 +62,9 @@ class RequestBatcher:
             gevent.spawn_later(window_s, self._flush, client, key, members)
         waiter: AsyncResult[protocol.Reply] = AsyncResult()
         members.append(BatchMember(command, waiter, time.monotonic() + timeout_s))
-        if len(members) >= max_batch:
-            gevent.spawn(self._flush, client, key, members)
+        if len(members) >= max_batch:  # full: the next call opens a new batch (the window's flush finds it gone)
+            del self._open[key]
+            gevent.spawn(client.send_batch, members)
         return waiter
 
     def _flush(self, client: Client, key: tuple[type, Hashable], members: list[BatchMember]) -> None:

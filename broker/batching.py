@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from broker.calls import Call
+from shared import protocol
+from shared.events import Event
 
 #: Most batches held open at once (keys come from callers' commands and shards).
 MAX_OPEN_BATCHES = 10_000
@@ -90,3 +92,24 @@ def unique_payloads(members: list[Call]) -> tuple[list[bytes], list[int]]:
     indexes = [index_by_payload.setdefault(member.payload, len(index_by_payload)) for member in members]
     return list(index_by_payload), indexes
 
+
+
+def request_batch_outcomes(request_payload: bytes, outcome: Event, result_payload: bytes) -> list[Event]:
+    """Each call's outcome in a batch a front collapsed (``collapse = "request"``).
+
+    The broker counts such a batch as its calls, as it counts a global batch: each call
+    is COLLAPSED, then its own outcome, so failing items move the breaker whichever scope
+    collapsed them. A batch that failed whole (raised, timed out, its worker lost) is that
+    outcome once per call; a result the broker cannot read fails each call, as the front
+    will find it does.
+    """
+    if outcome is Event.SUCCESS:
+        try:
+            return [item_outcome for item_outcome, _ in protocol.unpack_batch_results(result_payload)]
+        except protocol.ProtocolError:
+            outcome = Event.FAILURE
+    try:
+        calls = len(protocol.unpack_batch(request_payload))
+    except protocol.ProtocolError:  # the worker refused it the same way: one call's worth
+        calls = 1
+    return [outcome] * max(calls, 1)

@@ -85,6 +85,11 @@ class CommandRecord:
         self.batch_counts.add("batches")  # type: ignore[union-attr]  # made with batch_sizes, never without
         self.batch_counts.add("requests", size)  # type: ignore[union-attr]
 
+    def record_collapsed(self) -> None:
+        """One call of this command went in a batch (Hystrix's COLLAPSED)."""
+        self.counts.add(Event.COLLAPSED)
+        self.totals[Event.COLLAPSED] += 1
+
     def started(self) -> None:
         """A call of this command went to a worker."""
         self.running += 1

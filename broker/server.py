@@ -17,7 +17,7 @@ import zmq
 
 from broker import bounded
 from broker.breaker import Admission, Breaker, BreakerState
-from broker.batching import Batcher, OpenBatch, unique_payloads
+from broker.batching import Batcher, OpenBatch, request_batch_outcomes, unique_payloads
 from broker.beats import Beats
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
@@ -240,7 +240,8 @@ class Broker(WorkerMembership):
         record = self.commands.get(message.command)
         admission = record.breaker.admit(deadline_s)
         if admission is Admission.SHORT_CIRCUIT:
-            record.record(Event.SHORT_CIRCUITED, 0.0)
+            for _ in self._calls_in(message, Event.SHORT_CIRCUITED):
+                record.record(Event.SHORT_CIRCUITED, 0.0)
             self.call_log.rejections.note(message.command, message.dependency, Event.SHORT_CIRCUITED.value)
             self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
                 "ShortCircuited", f"the breaker of {message.command} is {record.breaker.effective_state()}"))
@@ -248,7 +249,8 @@ class Broker(WorkerMembership):
         trial = record.breaker.trial_token if admission is Admission.TRIAL else 0
         pool = self._pool_for_request(message.dependency)
         if pool is None:
-            record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)
+            for _ in self._calls_in(message, Event.THREAD_POOL_REJECTED):
+                record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)
             self.call_log.rejections.note(message.command, message.dependency, Event.THREAD_POOL_REJECTED.value)
             self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
                 "NoSuchPool", f"no pool {message.dependency!r}: no worker has registered for it "
@@ -258,6 +260,13 @@ class Broker(WorkerMembership):
         call = Call(self.calls.new_id(), caller, message.call_id, message.command, pool.name,
                     deadline_s, message.payload, now_s, record, trial)
         return call, pool
+
+    @staticmethod
+    def _calls_in(message: Any, outcome: Event) -> list[Event]:
+        """``outcome`` once per call ``message`` carries: a front's batch carries several."""
+        if type(message) is protocol.BatchRequest:
+            return request_batch_outcomes(message.payload, outcome, b"")
+        return [outcome]
 
     def _on_request(self, caller: bytes, message: protocol.Request | protocol.BatchRequest,
                     batch: bool = False) -> None:
@@ -351,7 +360,10 @@ class Broker(WorkerMembership):
         self.pools[call.pool].events.add(outcome)
         total_ms = (self.clock() - call.received_s) * 1000
         latency_ms = (execution_ms or total_ms) if ran else 0.0
-        call.record.record(outcome, latency_ms, call.trial, total_ms, ran)
+        if call.batch:  # a batch a front collapsed: counted as its calls
+            self._record_request_batch(call, outcome, payload, latency_ms, total_ms, ran)
+        else:
+            call.record.record(outcome, latency_ms, call.trial, total_ms, ran)
         self._answer_caller(call.caller, call.caller_call_id, outcome, execution_ms, payload)
         self.call_log.answered(call.command, call.pool, outcome, latency_ms, total_ms, payload)
 
@@ -371,9 +383,23 @@ class Broker(WorkerMembership):
                 outcome, payload = Event.FAILURE, protocol.encode_error("BadBatchResult", str(exc))
         for member, index in zip(members, member_indexes):
             member_outcome, member_payload = results[index] if results is not None else (outcome, payload)
-            member.record.counts.add(Event.COLLAPSED)
-            member.record.totals[Event.COLLAPSED] += 1
+            member.record.record_collapsed()
             self._answer(member, member_outcome, execution_ms, member_payload, ran)
+
+    @staticmethod
+    def _record_request_batch(batch: Call, outcome: Event, payload: bytes, latency_ms: float, total_ms: float,
+                              ran: bool) -> None:
+        """Count a front's batch (``collapse = "request"``) call by call, as a global one is:
+        each COLLAPSED and its own outcome. Its first call stands for a half-open breaker's
+        trial, as one member of a global batch does."""
+        outcomes = request_batch_outcomes(batch.payload, outcome, payload)
+        record = batch.record
+        record.record_batch(len(outcomes))
+        trial = batch.trial
+        for call_outcome in outcomes:
+            record.record_collapsed()
+            record.record(call_outcome, latency_ms, trial, total_ms, ran)
+            trial = 0
 
     def _dispatch(self, call: Call, worker: WorkerRecord, now_s: float) -> None:
         call.worker = worker.identity

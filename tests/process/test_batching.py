@@ -148,6 +148,39 @@ def test_request_scope_collapses_within_each_request_and_global_scope_across_the
     assert [sorted(batch) for batch in batches(markers)] == [[1, 2, 3, 4, 5, 6]]
 
 
+def test_request_scope_max_batch_splits_a_burst_in_one_request(make_cluster, markers):
+    """Calls queued in one go all join before the batch's sender runs: a full batch must
+    close at once, not when that greenlet runs."""
+    cluster = make_cluster({"commands": {"GetItemInRequest": {"collapse_window_ms": WINDOW_MS,
+                                                              "collapse_max_batch": 3}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=4)
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+    with request_context():
+        futures = [GetItemInRequest(item_id=i, marker_dir=str(markers)).queue(client) for i in range(7)]
+        gevent.joinall(futures, raise_error=True)
+    assert [future.value for future in futures] == [{"id": i} for i in range(7)]
+    assert sorted(len(batch) for batch in batches(markers)) == [1, 3, 3]
+
+
+def test_request_scope_counts_each_call_as_global_scope_does(cluster, markers):
+    """Failing items must count as failures whichever scope collapsed them: else a
+    request-scoped collapser's breaker never opens on them."""
+    client = cluster.client()
+    ids = [-1, -2, -3, 4]
+    for command_class in (GetItem, GetItemInRequest):
+        with request_context():
+            calls = [spawn(command_class(item_id=i, marker_dir=str(markers)).execute, client) for i in ids]
+            gevent.joinall(calls, raise_error=True)
+        assert [call.value for call in calls] == ["fallback"] * 3 + [{"id": 4}]
+    commands = cluster.status()["commands"]
+    for name in ("GetItem", "GetItemInRequest"):
+        assert commands[name]["events"]["COLLAPSED"] == 4, (name, commands[name])
+        assert commands[name]["events"]["FAILURE"] == 3 and commands[name]["events"]["SUCCESS"] == 1, name
+        assert commands[name]["error_pct"] == 75.0 and commands[name]["collapser"]["batches"] == 1, name
+
+
 def test_request_scope_outside_a_request_context_is_a_batch_of_one(cluster, markers):
     assert GetItemInRequest(item_id=3, marker_dir=str(markers)).execute(cluster.client()) == {"id": 3}
     assert batches(markers) == [[3]]

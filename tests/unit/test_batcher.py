@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 from api.testing import FakeClock
-from broker.batching import Batcher
+from broker.batching import Batcher, request_batch_outcomes
 from broker.calls import Call
+from shared import protocol
+from shared.events import Event
 
 
 def call(clock: FakeClock, call_id: int, timeout_s: float, command: str = "GetItem") -> Call:
@@ -46,3 +48,14 @@ def test_a_first_member_with_a_deadline_inside_the_window_closes_its_batch_then(
     batcher.add(call(clock, 1, timeout_s=0.05), "", window_s=1.0, max_batch=10)
 
     assert batcher.next_close_s() == clock() + 0.05
+
+
+def test_a_front_batch_counts_each_call_its_own_outcome():
+    """A request-scoped batch is counted as its calls (broker/server.py), as a global one is."""
+    request = protocol.pack_batch([b"a", b"b", b"c"])
+    results = protocol.pack_batch_results([(Event.SUCCESS, b"1"), (Event.FAILURE, b"e"), (Event.BAD_REQUEST, b"e")])
+    assert request_batch_outcomes(request, Event.SUCCESS, results) == [Event.SUCCESS, Event.FAILURE,
+                                                                        Event.BAD_REQUEST]
+    assert request_batch_outcomes(request, Event.TIMEOUT, b"") == [Event.TIMEOUT] * 3
+    assert request_batch_outcomes(request, Event.SUCCESS, b"not results") == [Event.FAILURE] * 3
+    assert request_batch_outcomes(b"not a batch", Event.WORKER_LOST, b"") == [Event.WORKER_LOST]
