@@ -92,10 +92,16 @@ class ViewJson:
     def __init__(self, feed: Feed, clock: Callable[[], float] = time.monotonic) -> None:
         self.feed = feed
         self._error_lines = LogThrottle(VIEW_ERROR_LOG_INTERVAL_S, clock)
+        #: the last view and its JSON: every open stream reads the same view (a few hundred
+        #: kB and tens of ms to encode for a thousand commands), encoded once
+        self._encoded: tuple[Any, bytes] = (None, b"")
 
     def __call__(self) -> bytes:
         try:
-            return json.dumps(self.feed.view(), default=str, allow_nan=False, separators=(",", ":")).encode()
+            view = self.feed.view()
+            if view is not self._encoded[0]:
+                self._encoded = (view, json.dumps(view, default=str, allow_nan=False, separators=(",", ":")).encode())
+            return self._encoded[1]
         except Exception as exc:  # noqa: BLE001 - the page shows the error and keeps following
             error = f"{type(exc).__name__}: {exc}"
             held_back = self._error_lines.due()

@@ -25,6 +25,7 @@ from gevent.pywsgi import WSGIServer
 from api.compose import Observable
 from api.context import request_context
 from api.endpoints import EndpointDirectory, EndpointRequest
+from api.http_handler import DeadlineHandler
 from api.errors import BadRequest
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
@@ -149,7 +150,7 @@ def serve(config: Config) -> None:
     feed.start()
     front = Front(EndpointDirectory(directory), observability_apps(feed, config.front_setting("access_token")))
     server = WSGIServer(listener(config.front_setting("listen")), front,
-                        spawn=Pool(MAX_CONCURRENT_REQUESTS), log=None)
+                        spawn=Pool(MAX_CONCURRENT_REQUESTS), handler_class=DeadlineHandler, log=None)
     gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit
     log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))
     try:

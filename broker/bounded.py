@@ -71,12 +71,15 @@ def breaker_snapshot(broker: Broker, trim_log: TrimLog) -> list[bytes]:
 
 
 def metrics(broker: Broker, identity: dict[str, Any], trim_log: TrimLog) -> list[bytes]:
-    """The metrics snapshot; when it would not fit, of the busiest commands that do."""
+    """The metrics snapshot; when it would not fit, of the busiest commands that do
+    (every event in the window counts, short-circuits too)."""
     full = metrics_snapshot(broker, identity)
     frames = protocol.metrics(full)
     if len(frames[-1]) <= protocol.MAX_PAYLOAD_BYTES:
         return frames
-    commands = sorted(full["commands"].items(), key=lambda item: -item[1]["request_count"])
+    # Busiest by every event in the window, as status ranks them: an open breaker's calls are
+    # short-circuits, which its request count (health events only) leaves out.
+    commands = sorted(full["commands"].items(), key=lambda item: -sum(item[1]["events"].values()))
 
     def build(count: int) -> list[bytes]:
         kept = dict(commands[:count])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from api.testing import FakeClock
 from broker import bounded
 from broker.cli import _format_status
 from broker.server import Broker
@@ -120,3 +121,28 @@ def test_a_runtime_setting_key_longer_than_a_command_key_allows_is_refused() -> 
     assert check_override(long_key, 0.5) == (long_key, 0.5)
     with pytest.raises(ConfigError, match=f"at most {MAX_OVERRIDE_KEY_CHARS} characters"):
         check_override(f"commands.{'K' * 1_000_000}.timeout_s", 0.5)
+
+
+def test_metrics_trimmed_keep_open_breakers_that_are_being_called(tmp_path) -> None:
+    """An open breaker's calls are short-circuits, which are not health events: ranked by
+    request count, open breakers were the first commands a trimmed snapshot left out."""
+    clock = FakeClock()
+    broker = Broker(parse({"run_dir": "run"}, tmp_path), clock=clock)
+    broker.call_log.breaker_changed = lambda *_: None
+    broker._publish_breaker = lambda _: None
+    broken = [f"Broken{number:02d}{PADDING}" for number in range(30)]
+    for key in broken:
+        for _ in range(25):
+            broker.commands.get(key).record(Event.FAILURE, 5.0)
+    clock.advance(11.0)  # past the 10 s window: only short-circuits since
+    for key in broken:
+        assert broker.commands.get(key).breaker.effective_state().value == "OPEN"
+        for _ in range(40):
+            broker.commands.get(key).record(Event.SHORT_CIRCUITED, 0.0)
+    for number in range(KEY_COUNT):
+        for _ in range(3):
+            broker.commands.get(f"Good{number:05d}{PADDING}").record(Event.SUCCESS, 5.0)
+    frames = bounded.metrics(broker, {"id": "test:1", "host": "test", "pid": 1}, bounded.TrimLog(Lines(), clock))
+    snapshot = protocol.decode_metrics(frames)
+    assert len(snapshot["commands"]) < KEY_COUNT  # trimmed
+    assert set(broken) <= set(snapshot["commands"])

@@ -154,3 +154,12 @@ def test_a_stream_ends_after_its_lifetime():
     chunks = list(body)
     body.close()
     assert chunks[0].startswith(b"retry: ") and len(chunks) >= 2 and streams.open_count == 0
+
+
+def test_every_stream_reading_one_view_shares_its_encoding():
+    """Twenty open dashboard tabs must not encode a large view twenty times a round."""
+    view_json = ViewJson(FakeFeed())
+    first = view_json()
+    assert view_json() is first  # the same view: the same bytes, not encoded again
+    view_json.feed = FakeFeed(dict(VIEW, time_ms=2))
+    assert json.loads(view_json())["time_ms"] == 2
