@@ -9,6 +9,8 @@ order. Used by the client stub in fronts and by workers.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections import deque
 from typing import Any, Callable, cast
 
@@ -25,6 +27,28 @@ RECEIVE_BATCH = 256
 # A plain int: pyzmq's flags are IntFlag enums, and each ``|`` on them builds a new enum
 # member, a few microseconds a message on this path.
 _NOBLOCK = int(zmq.NOBLOCK)
+
+#: Every started OwnedSocket of this process, so a forked child can silence its parent's.
+_started: weakref.WeakSet[OwnedSocket] = weakref.WeakSet()
+
+
+def _silence_parents_sockets() -> None:
+    """In a forked child: stop the watchers of the parent's sockets, kill their owners.
+
+    A caller that forks right after its reply forks inside the hub's ``_on_readable``
+    (``on_message`` switched straight to it); the child's hub resumes that loop when the
+    child first waits, and gevent's loop keeps the parent's watchers too. Either would
+    read the parent's ZeroMQ socket in the child, which libzmq refuses there with EINTR,
+    and pyzmq retries EINTR for ever: the child's hub spun, and no timer, no timeout, ever
+    ran again. The sockets themselves are left alone (closing them is the parent's
+    business).
+    """
+    for owned in list(_started):
+        owned._forsake()
+    _started.clear()
+
+
+os.register_at_fork(after_in_child=_silence_parents_sockets)
 
 
 class OwnedSocket:
@@ -53,6 +77,7 @@ class OwnedSocket:
         self._watcher.start(self._on_readable if self._receive_in_hub else self._wake.set)
         self._owner = gevent.spawn(self._run)
         self._owner.name = f"owner:{self._name}"
+        _started.add(self)
 
     def send(self, frames: Frames) -> None:
         """Send ``frames`` now if nothing is queued before them, else queue them for the
@@ -92,6 +117,14 @@ class OwnedSocket:
             self._owner.kill(block=False)
         self._sock.close(linger=linger_ms)
 
+    def _forsake(self) -> None:
+        """Stop using a socket this process inherited; never close it (see _silence_parents_sockets)."""
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._owner is not None and self._owner is not gevent.getcurrent():
+            self._owner.kill(block=False)
+
     def _on_readable(self) -> None:
         """The FD's edge, handled in the hub (``receive_in_hub``): what is ready is read
         and handed to ``on_message`` here, without a switch to the owner and back (about
@@ -112,6 +145,8 @@ class OwnedSocket:
                 if not holds_message(sock):
                     return
                 self._on_message(recv_frames(sock, _NOBLOCK))
+                if self._closed:  # by on_message, or while it had switched away: forked, say
+                    return
         except zmq.ZMQError as exc:
             if is_closed_error(exc):
                 return

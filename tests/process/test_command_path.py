@@ -212,3 +212,32 @@ def test_sigterm_drains_the_worker_which_finishes_its_call_and_exits_0(make_clus
     cluster.wait_until(lambda: _pool(cluster)["workers"] == 0 and _pool(cluster)["draining"] == 0,
                        "the worker to say goodbye")
     assert _pool(cluster)["events"].get("WORKER_LOST") is None
+
+
+def test_a_caller_that_forks_right_after_a_reply_serves_remote_calls_in_both_processes(cluster):
+    """The reply switches straight to its caller from the hub's read loop: a fork there
+    left that loop to resume in the child on the parent's socket, where libzmq answers
+    EINTR for ever, and the child's hub spun (no call, no timeout ever returned)."""
+    client = cluster.client()
+    assert Echo(text="before").execute(client) == "BEFORE"
+    read_end, write_end = os.pipe()
+    child = os.fork()  # right after the reply: still inside the hub's read loop
+    if child == 0:  # pragma: no cover - the child's answer travels through the pipe
+        answers = b""
+        try:
+            answers = ",".join(Echo(text=f"child {n}").execute(client) for n in range(3)).encode()
+        finally:
+            os.write(write_end, answers or b"-")
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready = gevent.get_hub().loop.io(read_end, 1)
+        with gevent.Timeout(10, AssertionError("the forked child did not answer within 10 s")):
+            gevent.get_hub().wait(ready)
+        assert os.read(read_end, 200) == b"CHILD 0,CHILD 1,CHILD 2"
+        assert Echo(text="parent").execute(client) == "PARENT"
+    finally:
+        os.close(read_end)
+        if os.waitpid(child, os.WNOHANG) == (0, 0):  # still running: it hung
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
