@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import xmlrpc.client
 from typing import Any
 
 from broker.control_client import ControlError, control_request
@@ -163,7 +164,7 @@ def _scale(config: Config, pool: str, count: int) -> int:
     except ScaleError as exc:
         print(f"seawall: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
+    except (OSError, xmlrpc.client.ProtocolError) as exc:  # not there, or not supervisord (or refused us)
         print(f"seawall: cannot reach supervisord at {serverurl}: {exc}", file=sys.stderr)
         return 1
     changes = [f"started {', '.join(result.started)}"] if result.started else []

@@ -8,6 +8,7 @@ holds and exits 0. The one module that talks to supervisord.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from xmlrpc.client import Fault, ServerProxy
@@ -38,13 +39,22 @@ def supervisor_proxy(serverurl: str) -> Any:
 
 
 def pool_processes(proxy: Any, pool: str) -> list[dict[str, Any]]:
-    """The processes of program ``pool-POOL``, in process-number order."""
+    """The processes of program ``pool-POOL``, in process-number order.
+
+    A process is ``pool-POOL-NN`` exactly: pool names may hold ``-``, and a prefix match
+    took pool ``search-v2``'s workers for pool ``search``'s. Numbers sort as numbers
+    (``-9`` before ``-10``, and ``-11`` before ``-100`` past 100 processes).
+    """
     program = f"pool-{pool}"
-    processes = [info for info in proxy.supervisor.getAllProcessInfo()
-                 if info["group"] == POOLS_GROUP and info["name"].startswith(f"{program}-")]
-    if not processes:
+    name_pattern = re.compile(rf"{re.escape(program)}-(\d+)")
+    numbered = []
+    for info in proxy.supervisor.getAllProcessInfo():
+        match = name_pattern.fullmatch(info["name"]) if info["group"] == POOLS_GROUP else None
+        if match:
+            numbered.append((int(match.group(1)), info))
+    if not numbered:
         raise ScaleError(f"supervisord has no program {program!r} in group {POOLS_GROUP!r}")
-    return sorted(processes, key=lambda info: info["name"])
+    return [info for _, info in sorted(numbered, key=lambda pair: pair[0])]
 
 
 def scale(proxy: Any, pool: str, count: int) -> ScaleResult:
