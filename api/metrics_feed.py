@@ -22,6 +22,7 @@ import gevent
 import zmq
 
 from api.cluster import MAX_VIEW_ENTRIES, aggregate, request_rate
+from api.departed_totals import DepartedTotals
 from shared import protocol
 from shared.log_throttle import LogThrottle
 from shared.logging import get_logger
@@ -69,6 +70,8 @@ class MetricsFeed:
         self._max_entries = max_entries
         self._secure = secure
         self._latest: dict[str, _Received] = {}
+        #: the counts of brokers that left, kept in the view's counters (api/departed_totals.py)
+        self._departed = DepartedTotals(max_entries)
         self._rate_history: dict[str, deque[float]] = {}
         self._reused: tuple[float, dict[str, Any]] | None = None  # (built at, view)
         self._drop_lines = LogThrottle(WARN_INTERVAL_S, clock)  # keyed by reason
@@ -138,6 +141,7 @@ class MetricsFeed:
                 self._drop("too_many_brokers", broker=broker_id, max_brokers=self._max_brokers)
                 return
             log.info("metrics_source_heard", broker=broker_id)
+            self._departed.returned(broker_id)
         self._latest[broker_id] = _Received(snapshot, self._clock())
 
     def _drop(self, reason: str, **fields: Any) -> None:
@@ -150,6 +154,7 @@ class MetricsFeed:
         for broker_id, received in list(self._latest.items()):
             if now_s - received.received_s > BROKER_SILENT_S:
                 del self._latest[broker_id]
+                self._departed.left(broker_id, received.snapshot)
                 self._reused = None
                 log.info("metrics_source_silent", broker=broker_id,
                          silent_s=round(now_s - received.received_s, 3))
@@ -167,6 +172,7 @@ class MetricsFeed:
         view = aggregate([r.snapshot for r in received], ages_s=[now_s - r.received_s for r in received],
                          time_ms=int(self._wall_clock() * 1000), rate_history=self._rate_history,
                          max_entries=self._max_entries)
+        self._departed.add_to(view)
         self._reused = (now_s, view)
         return view
 

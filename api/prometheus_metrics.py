@@ -5,9 +5,11 @@ A custom collector reads the feed's view at each scrape; it lives in its own
 
 What a broker publishes are rolling-window counts (the last 10 s), not counts since
 start, so they are gauges named ``..._rolling``: ``rate()`` does not apply to them, they
-already are a window's worth. The pools' ``completed``/``submitted`` figures are counts
-since each broker started, so they are true counters (a broker restarting or leaving
-the view is a counter reset to Prometheus). Latency comes as percentiles, from which no
+already are a window's worth. The commands' event counts and the pools'
+``completed``/``submitted`` figures are counts since start, summed over brokers, so they
+are true counters: a broker that leaves the view (restarted, silent) keeps its last
+counts in the sum (``api/departed_totals.py``), so they reset only when the front
+restarts. Latency comes as percentiles, from which no
 histogram can be rebuilt honestly (no bucket counts), so it is a gauge per ``quantile``
 label, in seconds, over the brokers' 60 s percentile window.
 
@@ -43,10 +45,10 @@ POOL_GAUGES: dict[str, tuple[str, str]] = {
     "max_busy_rolling": ("rolling_max_busy", "Most busy slots in the rolling window"),
     "rejected_rolling": ("rolling_rejected", "THREAD_POOL_REJECTED calls in the rolling window"),
 }
-#: Pool counts since broker start: counter name -> (view field, help).
+#: Pool counts since start: counter name -> (view field, help).
 POOL_COUNTERS: dict[str, tuple[str, str]] = {
-    "completed_calls": ("completed_total", "Calls workers finished, since broker start"),
-    "submitted_calls": ("submitted_total", "Calls sent to workers, since broker start"),
+    "completed_calls": ("completed_total", "Calls workers finished, summed over every broker this front has heard"),
+    "submitted_calls": ("submitted_total", "Calls sent to workers, summed over every broker this front has heard"),
 }
 
 StartResponse = Callable[..., Any]
@@ -106,8 +108,8 @@ def _command_families(commands: Mapping[str, Any]) -> Iterator[Metric]:
 def _command_gauges(commands: Mapping[str, Any]) -> Iterator[Metric]:
     events = GaugeMetricFamily("seawall_command_events_rolling", "Events of each type in the rolling window",
                                labels=[*_COMMAND_LABELS, "event"])
-    totals = CounterMetricFamily("seawall_command_events", "Events of each type since each broker started "
-                                 "(summed over brokers)", labels=[*_COMMAND_LABELS, "event"])
+    totals = CounterMetricFamily("seawall_command_events", "Events of each type since start, summed over every "
+                                 "broker this front has heard", labels=[*_COMMAND_LABELS, "event"])
     gauges = {name: GaugeMetricFamily(f"seawall_command_{name}", text, labels=_COMMAND_LABELS)
               for name, (_, text) in COMMAND_GAUGES.items()}
     for key, command in commands.items():

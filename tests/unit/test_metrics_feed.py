@@ -6,7 +6,7 @@ import pytest
 
 from api.metrics_feed import BROKER_SILENT_S, RATE_HISTORY_SAMPLES, VIEW_REUSE_S, MetricsFeed
 from api.testing import FakeClock
-from metrics_samples import command, snapshot
+from metrics_samples import command, pool, snapshot
 from shared import protocol
 
 
@@ -48,6 +48,42 @@ def test_a_broker_silent_for_three_seconds_leaves_the_view(feed, clock):
     assert list(view["brokers"]) == ["b:2"]
     assert view["brokers"]["b:2"]["age_s"] == 1.0
     assert view["commands"]["Echo"]["hosts"] == 1
+
+
+def _counters(view):
+    return (view["commands"]["Echo"]["events_total"]["SUCCESS"], view["pools"]["sample"]["completed_total"],
+            view["pools"]["sample"]["submitted_total"])
+
+
+def _publish_totals(feed, broker_id, successes):
+    feed.receive(protocol.metrics(snapshot(broker_id, commands={"Echo": command(events={"SUCCESS": successes})},
+                                           pools={"sample": pool(completed_total=successes,
+                                                                 submitted_total=successes)})))
+
+
+def test_counters_never_go_down_when_a_broker_leaves_or_comes_back(feed, clock):
+    """Prometheus reads a fall as a reset: rate() then reports a burst the size of the
+    other brokers' counts. A broker that leaves keeps its last counts in the sum; one that
+    comes back is not counted twice; a restarted one (a new id) adds to what it had."""
+    seen = []
+    _publish_totals(feed, "a:1", 1000)
+    _publish_totals(feed, "b:2", 1000)
+    seen.append(_counters(feed.view()))
+    for _ in range(2):  # a:1 silent past BROKER_SILENT_S; b:2 goes on
+        clock.advance(BROKER_SILENT_S / 2 + 0.1)
+        _publish_totals(feed, "b:2", 1000)
+    seen.append(_counters(feed.view()))
+    assert list(feed.view()["brokers"]) == ["b:2"]
+    _publish_totals(feed, "a:1", 1010)  # a:1 back: its own snapshot counts again, not twice
+    clock.advance(VIEW_REUSE_S)
+    seen.append(_counters(feed.view()))
+    for _ in range(2):  # a:1 restarts as a:3, from zero
+        clock.advance(BROKER_SILENT_S / 2 + 0.1)
+        _publish_totals(feed, "b:2", 1000)
+        _publish_totals(feed, "a:3", 5)
+    seen.append(_counters(feed.view()))
+    assert set(feed.view()["brokers"]) == {"a:3", "b:2"}
+    assert seen == [(2000,) * 3, (2000,) * 3, (2010,) * 3, (2015,) * 3]
 
 
 def test_a_malformed_message_is_dropped_and_counted(feed):
