@@ -25,8 +25,8 @@ from gevent.pywsgi import WSGIServer
 from api.compose import Observable
 from api.context import request_context
 from api.endpoints import EndpointDirectory, EndpointRequest
-from api.http_handler import DeadlineHandler
 from api.errors import BadRequest
+from api.http_handler import DeadlineHandler
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
 from shared.logging import LOG_EACH_CALL, get_logger

@@ -93,6 +93,14 @@ def unique_payloads(members: list[Call]) -> tuple[list[bytes], list[int]]:
     return list(index_by_payload), indexes
 
 
+def calls_in_batch(request_payload: bytes) -> int:
+    """How many calls a front's batch carries; one for a payload that is no batch (the
+    worker refuses it as one call)."""
+    try:
+        return max(1, len(protocol.unpack_batch(request_payload)))
+    except protocol.ProtocolError:
+        return 1
+
 
 def request_batch_outcomes(request_payload: bytes, outcome: Event, result_payload: bytes) -> list[Event]:
     """Each call's outcome in a batch a front collapsed (``collapse = "request"``).
@@ -108,8 +116,4 @@ def request_batch_outcomes(request_payload: bytes, outcome: Event, result_payloa
             return [item_outcome for item_outcome, _ in protocol.unpack_batch_results(result_payload)]
         except protocol.ProtocolError:
             outcome = Event.FAILURE
-    try:
-        calls = len(protocol.unpack_batch(request_payload))
-    except protocol.ProtocolError:  # the worker refused it the same way: one call's worth
-        calls = 1
-    return [outcome] * max(calls, 1)
+    return [outcome] * calls_in_batch(request_payload)

@@ -17,7 +17,7 @@ import zmq
 
 from broker import bounded
 from broker.breaker import Admission, Breaker, BreakerState
-from broker.batching import Batcher, OpenBatch, request_batch_outcomes, unique_payloads
+from broker.batching import Batcher, OpenBatch, calls_in_batch, request_batch_outcomes, unique_payloads
 from broker.beats import Beats
 from broker.calls import Call, CallTable
 from broker.commands import CommandRegistry
@@ -240,7 +240,7 @@ class Broker(WorkerMembership):
         record = self.commands.get(message.command)
         admission = record.breaker.admit(deadline_s)
         if admission is Admission.SHORT_CIRCUIT:
-            for _ in self._calls_in(message, Event.SHORT_CIRCUITED):
+            for _ in range(self._calls_in(message)):
                 record.record(Event.SHORT_CIRCUITED, 0.0)
             self.call_log.rejections.note(message.command, message.dependency, Event.SHORT_CIRCUITED.value)
             self._answer_caller(caller, message.call_id, Event.SHORT_CIRCUITED, 0.0, protocol.encode_error(
@@ -249,7 +249,7 @@ class Broker(WorkerMembership):
         trial = record.breaker.trial_token if admission is Admission.TRIAL else 0
         pool = self._pool_for_request(message.dependency)
         if pool is None:
-            for _ in self._calls_in(message, Event.THREAD_POOL_REJECTED):
+            for _ in range(self._calls_in(message)):
                 record.record(Event.THREAD_POOL_REJECTED, 0.0, trial)
             self.call_log.rejections.note(message.command, message.dependency, Event.THREAD_POOL_REJECTED.value)
             self._answer_caller(caller, message.call_id, Event.THREAD_POOL_REJECTED, 0.0, protocol.encode_error(
@@ -262,11 +262,9 @@ class Broker(WorkerMembership):
         return call, pool
 
     @staticmethod
-    def _calls_in(message: Any, outcome: Event) -> list[Event]:
-        """``outcome`` once per call ``message`` carries: a front's batch carries several."""
-        if type(message) is protocol.BatchRequest:
-            return request_batch_outcomes(message.payload, outcome, b"")
-        return [outcome]
+    def _calls_in(message: Any) -> int:
+        """The calls ``message`` carries: a front's batch carries several."""
+        return calls_in_batch(message.payload) if type(message) is protocol.BatchRequest else 1
 
     def _on_request(self, caller: bytes, message: protocol.Request | protocol.BatchRequest,
                     batch: bool = False) -> None:

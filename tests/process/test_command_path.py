@@ -238,6 +238,9 @@ def test_a_caller_that_forks_right_after_a_reply_serves_remote_calls_in_both_pro
         assert Echo(text="parent").execute(client) == "PARENT"
     finally:
         os.close(read_end)
-        if os.waitpid(child, os.WNOHANG) == (0, 0):  # still running: it hung
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
+        try:
+            if os.waitpid(child, os.WNOHANG) == (0, 0):  # still running: it hung
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+        except ChildProcessError:  # already reaped (gevent's SIGCHLD watcher, where installed)
+            pass
