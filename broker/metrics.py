@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 #: How often the broker publishes a snapshot (Hystrix's stream: every 500 ms).
 METRICS_INTERVAL_S = 0.5
 
+#: each event with its wire name, read once: an enum's ``.value`` is a descriptor call, and
+#: a snapshot of 1,000 commands read it some 30,000 times
+_EVENT_NAMES = {event: event.value for event in Event}
+_PERCENTILE_POINTS: dict[tuple[str, ...], tuple[float, ...]] = {
+    keys: tuple(float(key) for key in keys) for keys in (PERCENTILE_KEYS, PERCENTILE_KEYS[1:])}
+
 _SETTINGS = ("timeout_s", "breaker_volume_threshold", "breaker_error_pct", "breaker_sleep_s", "breaker_force",
              "window_s", "window_buckets", "semaphore_max", "fallback_max")
 
@@ -69,8 +75,8 @@ def command_metrics(broker: Broker, key: str, record: CommandRecord) -> dict[str
         "error_pct": round(error_pct, 2),
         "error_count": round(volume * error_pct / 100),
         "request_count": volume,
-        "events": {event.value: events.get(event, 0) for event in Event},
-        "events_total": {event.value: count for event, count in record.totals.items()},
+        "events": {name: events.get(event, 0) for event, name in _EVENT_NAMES.items()},
+        "events_total": {_EVENT_NAMES[event]: count for event, count in record.totals.items()},
         "concurrent": max(0, record.running),
         "max_concurrent": int(record.max_running.max()),
         "latency_execute": _percentiles(record.latency),
@@ -110,6 +116,7 @@ def collapser_metrics(record: CommandRecord) -> dict[str, Any]:
 
 def _percentiles(values: Any, keys: tuple[str, ...] = PERCENTILE_KEYS) -> dict[str, float]:
     """Mean and percentiles of a rolling distribution; zeros when it is empty."""
-    by_point = values.percentiles([float(key) for key in keys]) if values.count else {}
+    points = _PERCENTILE_POINTS.get(keys) or tuple(float(key) for key in keys)
+    by_point = values.percentiles(points) if values.count else {}
     return {"mean": round(values.mean_ms(), 3),
-            **{key: round(by_point.get(float(key), 0.0), 3) for key in keys}}
+            **{key: round(by_point.get(point, 0.0), 3) for key, point in zip(keys, points)}}

@@ -447,3 +447,19 @@ def test_a_store_full_of_pinned_keys_still_holds_its_bound(clock):
     store.get("new")
 
     assert len(store) == 2 and "new" in store
+
+
+def test_a_reading_kept_between_changes_is_read_again_after_an_add_or_an_expiry(clock):
+    """Percentiles are kept from one read to the next while nothing changed (the broker
+    reads every command's twice a second); an add, or a bucket aging out, is a change."""
+    percentiles = minute_percentiles(clock)
+    percentiles.add(10.0)
+    first = percentiles.percentiles([50.0, 100.0])
+    assert percentiles.percentiles([50.0, 100.0]) == first
+    percentiles.add(5000.0)
+    assert percentiles.percentiles([50.0, 100.0])[100.0] > first[100.0]
+    assert percentiles.percentiles([100.0]) == {100.0: percentiles.percentiles([50.0, 100.0])[100.0]}
+    clock.advance(61.0)
+    assert percentiles.percentiles([50.0, 100.0]) == {50.0: 0.0, 100.0: 0.0}
+    percentiles.add(10.0)
+    assert percentiles.percentiles([50.0, 100.0]) == first
