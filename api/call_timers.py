@@ -15,6 +15,9 @@ import gevent
 
 #: Idle timers kept per timeout; a timer given back past this many is closed.
 MAX_IDLE_TIMERS = 256
+#: Timeouts with idle timers kept. A command's timeout is a setting, and each value an
+#: operator ever sets at runtime is a new one: past this many, the oldest one's are closed.
+MAX_TIMEOUTS_KEPT = 64
 
 
 class CallTimer:
@@ -83,8 +86,21 @@ class CallTimers:
         timer.stop()
         idle = self._idle.get(timer.timeout_s)
         if idle is None:
+            if len(self._idle) >= MAX_TIMEOUTS_KEPT:
+                self._forget_oldest_timeout()
             idle = self._idle[timer.timeout_s] = []
         if len(idle) < MAX_IDLE_TIMERS:
             idle.append(timer)
         else:
             timer.close()
+
+    def _forget_oldest_timeout(self) -> None:
+        """Close the idle timers of the timeout first kept (a dict keeps insertion order);
+        timers of it in flight are kept again when given back, as a new timeout's."""
+        oldest = next(iter(self._idle))
+        for timer in self._idle.pop(oldest):
+            timer.close()
+
+    def __len__(self) -> int:
+        """Idle timers kept, of every timeout."""
+        return sum(len(idle) for idle in self._idle.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import xmlrpc.client
@@ -54,6 +55,19 @@ def _format_status(status: dict[str, Any], command_text: str = "") -> str:
     return "\n".join(lines)
 
 
+def _format_chaos(answer: dict[str, Any]) -> str:
+    """What ``seawall chaos`` did, said as an operator would check it."""
+    if "killed_pid" in answer:
+        return (f"told worker pid {answer['killed_pid']} to die as kill -9 would "
+                "(its calls are answered WORKER_LOST; supervisord, if it runs the pool, starts another)")
+    if "cleared" in answer:
+        where = answer["cleared"]
+        return f"no faults injected now into {'every pool' if where == 'every pool' else f'pool {where}'}"
+    settings = ", ".join(f"{key}={value:g}" for key, value in sorted(answer["chaos"].items()))
+    pool = answer["dependency"]
+    return f"pool {pool}: injecting {settings} now (stop with: seawall chaos clear {pool})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seawall", description="Operate a running seawall.")
     parser.add_argument("--config", help="config file (default: $SEAWALL_CONFIG; not needed for load)")
@@ -101,19 +115,22 @@ def _add_load_parser(commands: Any) -> None:
 def _add_chaos_parser(commands: Any) -> None:
     chaos = commands.add_parser("chaos", help="inject faults into a pool's workers (the latency monkey)")
     modes = chaos.add_subparsers(dest="mode", required=True)
-    latency = modes.add_parser("latency", help="add MS milliseconds to PCT %% of calls")
+    answer = argparse.ArgumentParser(add_help=False)
+    answer.add_argument("--json", action="store_true", help="the broker's answer, machine-readable")
+    add_mode = functools.partial(modes.add_parser, parents=[answer])
+    latency = add_mode("latency", help="add MS milliseconds to PCT %% of calls")
     latency.add_argument("dependency")
     latency.add_argument("latency_ms", type=float, metavar="MS")
     latency.add_argument("--pct", type=float, default=100.0)
-    errors = modes.add_parser("errors", help="fail PCT %% of calls")
+    errors = add_mode("errors", help="fail PCT %% of calls")
     errors.add_argument("dependency")
     errors.add_argument("pct", type=float, metavar="PCT")
-    hang = modes.add_parser("hang", help="calls block where nothing can interrupt them")
+    hang = add_mode("hang", help="calls block where nothing can interrupt them")
     hang.add_argument("dependency")
     hang.add_argument("--pct", type=float, default=100.0)
-    kill = modes.add_parser("kill", help="kill -9 one worker of the pool (a busy one if any)")
+    kill = add_mode("kill", help="kill -9 one worker of the pool (a busy one if any)")
     kill.add_argument("dependency")
-    clear = modes.add_parser("clear", help="stop injecting faults (into every pool without DEPENDENCY)")
+    clear = add_mode("clear", help="stop injecting faults (into every pool without DEPENDENCY)")
     clear.add_argument("dependency", nargs="?")
     keys = commands.add_parser("keys", help="CURVE key pairs for tcp:// endpoints")
     key_actions = keys.add_subparsers(dest="keys_action", required=True)
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     elif action == "ping":
         print("broker is answering")
     elif action == "chaos":
-        print(json.dumps(data))
+        print(json.dumps(data) if args.json else _format_chaos(data))
     elif action == "config_unset":
         print(f"{data['key']} is no longer set at runtime: the file's value, or the default, is in force "
               "(fronts follow within a second)")

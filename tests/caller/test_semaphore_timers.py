@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from api import Command, CommandTimeout
-from api.call_timers import MAX_IDLE_TIMERS, CallTimers
+from api.call_timers import MAX_IDLE_TIMERS, MAX_TIMEOUTS_KEPT, CallTimers
 
 TIMEOUT_MARGIN_S = 0.25
 
@@ -156,3 +156,15 @@ def test_idle_timers_are_bounded():
     for timer in started:
         timers.give_back(timer)
     assert len(timers._idle[1.0]) == MAX_IDLE_TIMERS
+
+
+def test_timeouts_kept_are_bounded_the_oldest_closed_first():
+    """Each timeout value an operator ever sets at runtime is a new key: they do not pile up."""
+    timers = CallTimers()
+    first = timers.start(0.5)
+    timers.give_back(first)
+    for index in range(MAX_TIMEOUTS_KEPT + 10):
+        timers.give_back(timers.start(1.0 + index / 1000))
+    assert len(timers._idle) == MAX_TIMEOUTS_KEPT and len(timers) == MAX_TIMEOUTS_KEPT
+    assert 0.5 not in timers._idle
+    assert timers.start(0.5) is not first  # the oldest's timer was closed, a new one made

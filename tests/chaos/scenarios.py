@@ -325,7 +325,7 @@ def _kill(run: _Run) -> None:
 
 
 def _killed_pid(run: _Run) -> int:
-    return json.loads(run.seawall("chaos", "kill", FAULTY))["killed_pid"]
+    return json.loads(run.seawall("chaos", "kill", FAULTY, "--json"))["killed_pid"]
 
 
 def _broker(run: _Run) -> None:

@@ -5,6 +5,7 @@ can be dropped again. In-process, on a Broker that binds nothing, with a fake cl
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
@@ -12,7 +13,7 @@ import zmq
 
 from api.testing import FakeClock
 from broker import control
-from broker.cli import _format_status
+from broker.cli import _format_chaos, _format_status, _parser
 from broker.server import Broker
 from shared import protocol
 from shared.config import parse
@@ -115,3 +116,19 @@ def test_status_of_a_command_text_nothing_matches_says_so(broker: Broker) -> Non
     text = _format_status(ask(broker, "status", command="Nope")[1], "Nope")
 
     assert "(no command key contains 'Nope')" in text
+
+
+def test_chaos_answers_are_said_in_words_and_json_on_request(broker: Broker) -> None:
+    sent: list[bytes] = []
+    broker.outbox = SimpleNamespace(to_worker=lambda identity, frames: sent.append(identity))  # type: ignore[assignment]
+    ok, answer = ask(broker, "chaos", mode="latency", dependency="ratings", latency_ms=300.0, pct=50.0)
+    assert ok
+    assert _format_chaos(answer) == ("pool ratings: injecting latency_ms=300, latency_pct=50 now "
+                                     "(stop with: seawall chaos clear ratings)")
+    assert sent == [b"w1"]  # the pool's worker is told
+    assert _format_chaos(ask(broker, "chaos", mode="clear", dependency="ratings")[1]) == \
+        "no faults injected now into pool ratings"
+    assert _format_chaos(ask(broker, "chaos", mode="clear")[1]) == "no faults injected now into every pool"
+    assert _format_chaos({"killed_pid": 4242}).startswith("told worker pid 4242 to die as kill -9 would")
+    assert _parser().parse_args(["chaos", "kill", "ratings", "--json"]).json
+    assert not _parser().parse_args(["chaos", "errors", "ratings", "20"]).json
