@@ -6,11 +6,18 @@ path to a handler, ``ROUTES = {"home": home}`` serving ``/ps3/home``. A handler 
 ``(status, value)``. Files are checked for changes at most once a second and reloaded
 without a restart; a module that fails to load makes only its own paths answer 500,
 with the error.
+
+A module is compiled from its source each time it changes, never from a cached ``.pyc``:
+Python checks those by whole-second mtime and size, so a fix of the same length saved
+within the second of the last load kept the broken code running. It is in
+``sys.modules`` while it runs (``dataclasses``, ``pickle`` and ``typing.get_type_hints``
+look classes' modules up there).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -28,6 +35,8 @@ RESCAN_INTERVAL_S = 1.0
 MAX_MODULES = 1000
 
 Handler = Callable[["EndpointRequest"], Any]
+#: Endpoint module ``NAME`` runs as module ``endpoints.NAME``.
+MODULE_PREFIX = "endpoints."
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,8 @@ class LoadedModule:
     """One module's routes, or the error that stops it loading."""
 
     name: str
-    mtime_ns: int
+    #: (mtime_ns, size) when loaded: a change of either reloads it
+    stamp: tuple[int, int]
     routes: dict[str, Handler] = field(default_factory=dict)
     error: str | None = None
 
@@ -81,29 +91,51 @@ class EndpointDirectory:
             if name.startswith("_"):
                 continue
             present.add(name)
-            mtime_ns = file.stat().st_mtime_ns
+            stat = file.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
             known = self._modules.get(name)
-            if known is None or known.mtime_ns != mtime_ns:
-                self._modules[name] = _load(name, file, mtime_ns)
+            if known is None or known.stamp != stamp:
+                self._modules[name] = _load(name, file, stamp)
         for gone in set(self._modules) - present:
             del self._modules[gone]
+            sys.modules.pop(f"{MODULE_PREFIX}{gone}", None)
             log.info("endpoint_module_removed", module=gone)
 
 
-def _load(name: str, file: Path, mtime_ns: int) -> LoadedModule:
-    """Import ``file`` afresh as module ``endpoints.NAME``; any failure is kept, not raised."""
+def _load(name: str, file: Path, stamp: tuple[int, int]) -> LoadedModule:
+    """Run ``file``'s source afresh as module ``endpoints.NAME``; any failure is kept, not raised."""
+    module_name = f"{MODULE_PREFIX}{name}"
+    previous = sys.modules.get(module_name)
     try:
-        spec = importlib.util.spec_from_file_location(f"endpoints.{name}", file)
-        if spec is None or spec.loader is None:
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        if spec is None:
             raise ImportError(f"no loader for {file.name}")
         module: ModuleType = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        code = compile(file.read_bytes(), str(file), "exec")
+        sys.modules[module_name] = module
+        exec(code, module.__dict__)  # noqa: S102 - the operator's own endpoint module
         routes = getattr(module, "ROUTES", None)
         if not isinstance(routes, dict) or not all(isinstance(k, str) and callable(v) for k, v in routes.items()):
             raise TypeError(f"{file.name} must define ROUTES, a dict of path -> handler function")
     except Exception as exc:  # noqa: BLE001 - a broken module must not take the front down
+        if previous is None:
+            sys.modules.pop(module_name, None)
+        else:
+            sys.modules[module_name] = previous
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.error("endpoint_module_broken", module=name, file=str(file), error=error)
-        return LoadedModule(name, mtime_ns, error=f"endpoint module {file.name} does not load: {error}")
+        where = where_in_endpoints(exc)
+        log.error("endpoint_module_broken", module=name, file=str(file), error=error, where=where)
+        at = f" (at {where})" if where and not isinstance(exc, SyntaxError) else ""  # a SyntaxError says where
+        return LoadedModule(name, stamp, error=f"endpoint module {file.name} does not load: {error}{at}")
     log.info("endpoint_module_loaded", module=name, routes=sorted(routes))
-    return LoadedModule(name, mtime_ns, {route.strip("/"): handler for route, handler in routes.items()})
+    return LoadedModule(name, stamp, {route.strip("/"): handler for route, handler in routes.items()})
+
+
+def where_in_endpoints(error: BaseException) -> str | None:
+    """``file.py:LINE`` of the innermost frame of an endpoint module in ``error``'s
+    traceback: where an engineer looks first (the error's text alone names no line)."""
+    where = None
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        if frame.f_globals.get("__name__", "").startswith(MODULE_PREFIX):
+            where = f"{Path(frame.f_code.co_filename).name}:{line}"
+    return where

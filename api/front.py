@@ -24,8 +24,8 @@ from gevent.pywsgi import WSGIServer
 
 from api.compose import Observable
 from api.context import request_context
-from api.endpoints import EndpointDirectory, EndpointRequest
-from api.errors import BadRequest
+from api.endpoints import EndpointDirectory, EndpointRequest, where_in_endpoints
+from api.errors import BadRequest, CommandError, CommandTimeout, Rejected, ShortCircuited
 from api.http_handler import DeadlineHandler
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
@@ -39,6 +39,10 @@ MAX_CONCURRENT_REQUESTS = 1000
 LISTEN_BACKLOG = 1024
 #: Largest request body read.
 MAX_BODY_BYTES = 1024 * 1024
+#: Statuses whose response has no body (RFC 9110): sent without one, or gevent refuses them.
+NO_BODY_STATUSES = frozenset({204, 304})
+#: On SIGTERM, a request being served gets this long past the request deadline to finish.
+DRAIN_GRACE_S = 1.0
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -49,10 +53,19 @@ def endpoint_directory(config: Config) -> Path:
     return base / config.front_setting("endpoints")
 
 
+class RequestTimedOut(gevent.Timeout):
+    """The front's deadline on one request: told apart from a Timeout of the endpoint's own."""
+
+
 class Front:
-    def __init__(self, endpoints: EndpointDirectory, apps: Mapping[str, WSGIApp] | None = None) -> None:
+    def __init__(self, endpoints: EndpointDirectory, apps: Mapping[str, WSGIApp] | None = None,
+                 request_timeout_s: float = 10.0) -> None:
         self.endpoints = endpoints
         self.apps = dict(apps or {})
+        #: an endpoint that has not answered by then gets 504, and its greenlet is freed
+        #: (one stuck for ever, say on an Observable read by two stages, would hold one of
+        #: MAX_CONCURRENT_REQUESTS places for good)
+        self.request_timeout_s = request_timeout_s
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started_s = time.monotonic()
@@ -61,14 +74,21 @@ class Front:
         if app is not None:
             return app(environ, start_response)
         status, body = self._respond(environ, path)
+        headers = [("Content-Type", "application/json")]
         try:
-            payload = json.dumps(body, default=str, allow_nan=False).encode()
-        except ValueError as exc:  # NaN or infinity (JSON has neither), or a value that contains itself
-            log.error("endpoint_answer_not_json", path=path, error=str(exc))
+            payload = b"" if status in NO_BODY_STATUSES else \
+                json.dumps(body, default=_not_json, allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            # NaN or infinity (JSON has neither), a value that contains itself or nests too
+            # deep, keys not str/int/float/bool, a set, an Observable not read...
+            log.error("endpoint_answer_not_json", path=path, error=f"{type(exc).__name__}: {exc}")
             status, payload = 500, json.dumps({"error": f"the endpoint's answer is not JSON: {exc}",
                                                "path": path}).encode()
-        start_response(f"{status} {_reason(status)}",
-                       [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        if status in NO_BODY_STATUSES:
+            headers = []
+        else:
+            headers.append(("Content-Length", str(len(payload))))
+        start_response(f"{status} {_reason(status)}", headers)
         if status >= 500 or LOG_EACH_CALL:  # one line per request only when asked: fronts serve thousands
             log.info("request_served", path=path, status=status,
                      latency_ms=round((time.monotonic() - started_s) * 1000, 3))
@@ -86,17 +106,58 @@ class Front:
         if request is None:
             return 413, {"error": f"request body over {MAX_BODY_BYTES} bytes"}
         with request_context() as context:
+            deadline = RequestTimedOut(self.request_timeout_s)
+            deadline.start()
             try:
                 status, body = _result(handler(request))
             except BadRequest as exc:  # the request's own fault: no error line, the caller is told
                 return 400, {"error": f"BadRequest: {exc}", "command": exc.command, "path": path}
-            except Exception as exc:  # noqa: BLE001 - the endpoint's failure is this request's 500
-                log.error("endpoint_failed", path=path, error=f"{type(exc).__name__}: {exc}",
+            except RequestTimedOut as exc:
+                if exc is not deadline:
+                    raise  # another request's? never: each runs in its own greenlet
+                log.error("request_timed_out", path=path, request_timeout_s=self.request_timeout_s,
                           commands=context.log_line())
-                return 500, {"error": f"{type(exc).__name__}: {exc}", "path": path}
+                return 504, {"error": f"the endpoint did not answer within {self.request_timeout_s:g} s "
+                                      "([front] request_timeout_s)", "path": path}
+            except CommandError as exc:  # a command without a fallback: the dependency's status, not a bug
+                status = _status_of_command_error(exc)
+                log.warning("endpoint_failed", path=path, status=status, error=f"{type(exc).__name__}: {exc}",
+                            where=where_in_endpoints(exc), commands=context.log_line())
+                # The cause stays in the log: a remote exception's message is no device's business.
+                return status, {"error": f"{type(exc).__name__}: {exc.command} {exc.failure.value}",
+                                "command": exc.command, "failure": exc.failure.value, "path": path}
+            except (Exception, gevent.Timeout, SystemExit) as exc:  # noqa: BLE001 - this request's 500
+                # SystemExit too: raised in a request's greenlet, gevent would end the process
+                # with it, and every request in flight. A Timeout of the endpoint's own is its 504.
+                status = 504 if isinstance(exc, gevent.Timeout) else 500
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("endpoint_failed", path=path, status=status, error=error, where=where_in_endpoints(exc),
+                          commands=context.log_line())
+                return status, {"error": error, "path": path}
+            finally:
+                deadline.close()
             if context.log and LOG_EACH_CALL:
                 log.debug("request_commands", path=path, commands=context.log_line())
         return status, body
+
+
+def _status_of_command_error(error: CommandError) -> int:
+    """A dependency that did not answer in time is a gateway timeout (504); one refused
+    now, by its breaker or its full pool, is unavailable (503); one that failed is a
+    bad gateway (502)."""
+    if isinstance(error, CommandTimeout):
+        return 504
+    if isinstance(error, (ShortCircuited, Rejected)):
+        return 503
+    return 502
+
+
+def _not_json(value: Any) -> Any:
+    """``json.dumps``'s ``default``: an error naming what is not JSON (``str()`` of it sent
+    a set, or a forgotten ``.get()``, as a string with a 200)."""
+    hint = " (an Observable: return it, or its .get(), not inside another value)" \
+        if isinstance(value, Observable) else ""
+    raise TypeError(f"a {type(value).__name__} is not JSON{hint}")
 
 
 def _reason(status: int) -> str:
@@ -110,7 +171,14 @@ def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     if length > MAX_BODY_BYTES:
         return None
-    body = environ["wsgi.input"].read(length) if length else b""
+    if length:
+        body = environ["wsgi.input"].read(length)
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():  # no length given: read to its end
+        body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    else:
+        body = b""
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
     return EndpointRequest(environ.get("REQUEST_METHOD", "GET"), path,
                            dict(parse_qsl(environ.get("QUERY_STRING", ""))), headers, body)
@@ -118,7 +186,10 @@ def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
 
 def _result(value: Any) -> tuple[int, Any]:
     """A handler's answer as (status, JSON-able body): ``(status, body)`` when the first
-    of a pair is an HTTP status (an int from 100 to 599, not a bool), else 200."""
+    of a pair is an HTTP status (an int from 100 to 599, not a bool), else 200. An
+    Observable is read first, so one that emits ``(status, body)`` sets the status too."""
+    if isinstance(value, Observable):
+        value = value.get()
     if isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and 100 <= value[0] <= 599:
         status, value = value
     else:
@@ -148,10 +219,15 @@ def serve(config: Config) -> None:
     directory = endpoint_directory(config)
     feed = make_feed(config)
     feed.start()
-    front = Front(EndpointDirectory(directory), observability_apps(feed, config.front_setting("access_token")))
+    request_timeout_s = config.front_setting("request_timeout_s")
+    front = Front(EndpointDirectory(directory), observability_apps(feed, config.front_setting("access_token")),
+                  request_timeout_s)
     server = WSGIServer(listener(config.front_setting("listen")), front,
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), handler_class=DeadlineHandler, log=None)
-    gevent.signal_handler(signal.SIGTERM, server.stop)  # finish what is being served, then exit
+    # Stop taking connections, and give what is being served its deadline to finish
+    # (server.stop's own default, 1 s, cut longer requests off with a bare 500).
+    drain_s = request_timeout_s + DRAIN_GRACE_S
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(server.stop, drain_s))
     log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))
     try:
         server.serve_forever()

@@ -17,12 +17,18 @@ from shared.events import Event
 
 #: The member served when a request names none.
 DEFAULT_USER_ID = 1
+#: Longest ``?user=`` read (2**63 - 1 has 19 digits); past it, no int is made of the text.
+MAX_USER_ID_DIGITS = 19
 
 
 def user_id_of(request: EndpointRequest) -> int | None:
-    """``?user=N``, a non-negative integer; None if it is not one."""
+    """``?user=N``, a non-negative integer that fits a signed 64-bit field; None if it is
+    not one (``str.isdigit`` alone takes "²", which ``int`` refuses)."""
     text = request.query.get("user", str(DEFAULT_USER_ID))
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_USER_ID_DIGITS:
+        return None
+    user_id = int(text)
+    return user_id if user_id < 2 ** 63 else None
 
 
 def bad_user(request: EndpointRequest) -> tuple[int, dict]:

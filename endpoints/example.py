@@ -8,7 +8,10 @@ from examples.commands import GetGreeting, GetUserName
 
 def home(request):
     """A greeting (falls back to a generic one) and the user's name (or none, degraded)."""
-    user_id = int(request.query.get("user", "1"))
+    text = request.query.get("user", "1")
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return 400, {"error": f"user must be a non-negative integer, got {text[:50]!r}"}
+    user_id = int(text)
     greeting = GetGreeting(user_id=user_id).observe()
     name = compose.catch(GetUserName(user_id=user_id).observe(), lambda error: None)
     return compose.zip(greeting, name, combine=lambda text, user: {"greeting": text, "user": user})

@@ -224,6 +224,9 @@ FRONT_SETTINGS: dict[str, Setting] = {
                                                   "aggregates; none = this config's endpoints.events"),
     "access_token": Setting(token, None, "if set, /hystrix.stream, /metrics and the dashboard's data "
                                          "answer only requests that carry it"),
+    "request_timeout_s": Setting(number_between(0.01, 600.0), 10.0,
+                                 "longest an endpoint may take to answer: past it, 504 (the streams "
+                                 "and /metrics are not endpoints)"),
 }
 
 
