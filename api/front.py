@@ -224,10 +224,11 @@ def serve(config: Config) -> None:
                   request_timeout_s)
     server = WSGIServer(listener(config.front_setting("listen")), front,
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), handler_class=DeadlineHandler, log=None)
-    # Stop taking connections, and give what is being served its deadline to finish
-    # (server.stop's own default, 1 s, cut longer requests off with a bare 500).
-    drain_s = request_timeout_s + DRAIN_GRACE_S
-    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(server.stop, drain_s))
+    # On SIGTERM, stop taking connections and give what is being served its deadline to
+    # finish. gevent's own stop_timeout, 1 s, cut longer requests off with a bare 500;
+    # serve_forever() stops the server again on its way out, so the instance's is set.
+    server.stop_timeout = request_timeout_s + DRAIN_GRACE_S
+    gevent.signal_handler(signal.SIGTERM, server.stop)
     log.info("front_started", listen=config.front_setting("listen"), endpoints=str(directory))
     try:
         server.serve_forever()
