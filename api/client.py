@@ -216,6 +216,7 @@ class Client:
             self._reports.add(command.key, Event.SHORT_CIRCUITED)
             raise self._short_circuit(command, refusal)
         call_id = None  # request-scoped calls travel in their batch's message
+        member: BatchMember | None = None  # a call collapsed within its request: its place in the batch
         waiter: ReplyWaiter | AsyncResult[protocol.Reply]  # an AsyncResult: a call collapsed within its request
         if command_class.collapse is None:
             call_id, waiter = connection.send_request(command.key, dependency, max(1, int(timeout_s * 1000)),
@@ -226,23 +227,24 @@ class Client:
                                          self.setting(command_class, "collapse_window_ms"),
                                          self.setting(command_class, "collapse_max_batch"))
         else:
-            waiter = self._collapse_in_request(command, timeout_s)
+            member = self._collapse_in_request(command, timeout_s)
+            waiter = member.waiter
         timer = self._timers.start(timeout_s)  # a reused libev timer, as on the semaphore path
         try:
             reply = waiter.get()
         except gevent.Timeout as exc:
             if exc is not timer.thrown:  # not ours: a Timeout around execute() in the caller's code
-                connection.forget(call_id)
+                _stop_waiting(connection, call_id, member)
                 raise
             if not waiter.ready():  # else the reply came in the same loop turn as the deadline
-                connection.forget(call_id)
+                _stop_waiting(connection, call_id, member)
                 raise CommandTimeout(
                     f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
                     command=command.key, dependency=command.dependency,
                 ) from None
             reply = cast(protocol.Reply, waiter.value)  # ready(): set, so not None
         except gevent.GreenletExit:  # killed while it waited: nobody will read the reply
-            connection.forget(call_id)
+            _stop_waiting(connection, call_id, member)
             raise
         finally:
             self._timers.give_back(timer)
@@ -256,12 +258,12 @@ class Client:
         return connection.send_call(lambda call_id: encode(
             call_id, command.key, dependency, timeout_ms, *extra, command._payload), dependency)
 
-    def _collapse_in_request(self, command: Command, timeout_s: float) -> AsyncResult[protocol.Reply]:
+    def _collapse_in_request(self, command: Command, timeout_s: float) -> BatchMember:
         context = current_context()
         if context is None:  # no request to collapse within: a batch of one
-            waiter: AsyncResult[protocol.Reply] = AsyncResult()
-            spawn(self.send_batch, [BatchMember(command, waiter, time.monotonic() + timeout_s)])
-            return waiter
+            member = BatchMember(command, AsyncResult(), time.monotonic() + timeout_s)
+            spawn(self.send_batch, [member])
+            return member
         if context.batcher is None:
             context.batcher = RequestBatcher()
         command_class = type(command)
@@ -278,13 +280,20 @@ class Client:
         self._send_one_batch(first)
 
     def _send_one_batch(self, members: list[BatchMember]) -> None:
-        """Blocks until the reply or the earliest member's deadline; members wait on their own."""
+        """Blocks until the reply or the earliest member's deadline; members wait on their own.
+
+        Only members whose callers still wait are sent: a caller gone within the window
+        (killed, its own Timeout, timed out) would take a worker's time for nothing, and its
+        passed deadline would cut short its batch-mates' (none at all were sent before).
+        """
+        now_s = time.monotonic()
+        members = [member for member in members if member.waits(now_s)]
+        if not members:
+            return  # every caller is gone: nothing to send
         index_by_payload: dict[bytes, int] = {}
         indexes = [index_by_payload.setdefault(member.command._payload, len(index_by_payload))
                    for member in members]
-        timeout_s = min(member.deadline_s for member in members) - time.monotonic()
-        if timeout_s <= 0:
-            return  # every member has timed out already
+        timeout_s = min(member.deadline_s for member in members) - now_s
         first = members[0].command
         dependency = cast(str, first.dependency)  # collapsed in _run_remote(): a command with a pool
         connection, _ = self.brokers.choose(first.key, dependency)
@@ -388,6 +397,15 @@ class Client:
 
     def close(self) -> None:
         self.brokers.close()
+
+
+def _stop_waiting(connection: BrokerConnection, call_id: int | None, member: BatchMember | None) -> None:
+    """The caller gives up its call: its late reply is dropped, or, collapsed within its
+    request, it leaves its batch (sent already: it is not answered)."""
+    if member is None:
+        connection.forget(call_id)
+    else:
+        member.left = True
 
 
 def _value_of(command: Command, reply: protocol.Reply) -> Any:

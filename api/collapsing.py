@@ -24,11 +24,18 @@ if TYPE_CHECKING:
     from shared import protocol
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class BatchMember:
     command: Command
     waiter: AsyncResult[protocol.Reply]  # set to the Reply for this call
     deadline_s: float
+    #: Its caller stopped waiting (killed, its own Timeout, the command's timeout): a batch
+    #: not sent yet goes without it; one sent already does not answer it.
+    left: bool = False
+
+    def waits(self, now_s: float) -> bool:
+        """Its caller still waits for an answer, and has time left to get one."""
+        return not self.left and self.deadline_s > now_s
 
 
 def shard_of(command: Command) -> str:
@@ -54,18 +61,19 @@ class RequestBatcher:
         self._open: dict[tuple[type, Hashable], list[BatchMember]] = {}
 
     def add(self, client: Client, command: Command, timeout_s: float, window_s: float,
-            max_batch: int) -> AsyncResult[protocol.Reply]:
+            max_batch: int) -> BatchMember:
+        """Put ``command`` in its open batch (opening one); its member, whose waiter gets the Reply."""
         key = (type(command), shard_of(command))
         members = self._open.get(key)
         if members is None:
             members = self._open[key] = []
             gevent.spawn_later(window_s, self._flush, client, key, members)
-        waiter: AsyncResult[protocol.Reply] = AsyncResult()
-        members.append(BatchMember(command, waiter, time.monotonic() + timeout_s))
+        member = BatchMember(command, AsyncResult(), time.monotonic() + timeout_s)
+        members.append(member)
         if len(members) >= max_batch:  # full: the next call opens a new batch (the window's flush finds it gone)
             del self._open[key]
             gevent.spawn(client.send_batch, members)
-        return waiter
+        return member
 
     def _flush(self, client: Client, key: tuple[type, Hashable], members: list[BatchMember]) -> None:
         if self._open.get(key) is members:  # not sent already because it filled up
@@ -74,10 +82,13 @@ class RequestBatcher:
 
 
 def batch_results(members: list[BatchMember], indexes: list[int], reply: Any, results: list[Any] | None) -> None:
-    """Hand each member its own reply: its result from ``results``, or the batch's failure."""
+    """Hand each member its own reply: its result from ``results``, or the batch's failure.
+    A member whose caller left after the batch was sent is not answered: nobody reads it."""
     from shared.protocol import Reply
 
     for member, index in zip(members, indexes):
+        if member.left:
+            continue
         if results is None:
             member.waiter.set(reply)
         else:

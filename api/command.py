@@ -9,6 +9,7 @@ file can override per command.
 from __future__ import annotations
 
 import copy
+import inspect
 import typing
 from typing import Any, ClassVar
 
@@ -249,12 +250,32 @@ def _check_definition(cls: type[Command]) -> None:
         raise ConfigError(f"{cls.__qualname__}.collapse", f"expected 'global', 'request' or None, got {cls.collapse!r}")
     if cls.collapse is not None and cls.dependency is None:
         raise ConfigError(f"{cls.__qualname__}.collapse", "only commands with a dependency (a worker pool) collapse")
+    if cls.collapse is not None:
+        _check_run_batch(cls)
     for name, setting in COMMAND_SETTINGS.items():
         if name in cls.__dict__:
             try:
                 setting.check(cls.__dict__[name])
             except ValueError as exc:
                 raise ConfigError(f"{cls.__qualname__}.{name}", str(exc)) from None
+
+
+def _check_run_batch(cls: type[Command]) -> None:
+    """A collapsing command's calls run only through ``run_batch``: without one (or with
+    one a worker cannot call on the class) every batch would fail, at its first call.
+
+    The reverse, ``run_batch`` without ``collapse``, is allowed: a base class may define
+    it for subclasses that collapse, and a command with both ``run`` and ``run_batch``
+    stops collapsing by setting ``collapse = None``.
+    """
+    run_batch = inspect.getattr_static(cls, "run_batch")
+    if run_batch is vars(Command)["run_batch"]:
+        raise TypeError(f"{cls.__qualname__} sets collapse = {cls.collapse!r} but defines no run_batch: "
+                        "a collapsing command's calls run in batches; define the classmethod "
+                        "run_batch(cls, calls), returning one result per call, or set collapse = None")
+    if not isinstance(run_batch, (classmethod, staticmethod)):
+        raise TypeError(f"{cls.__qualname__}.run_batch must be a classmethod (a worker calls it on the class, "
+                        f"with the list of calls): add @classmethod, got {type(run_batch).__name__}")
 
 
 def _encode_arguments(command_key: str, values: dict[str, Any]) -> bytes:

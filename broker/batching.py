@@ -61,6 +61,9 @@ class Batcher:
         elif call.deadline_s < batch.closes_s:  # the earlier entry in _closing decides; the later is skipped
             batch.closes_s = call.deadline_s
             heapq.heappush(self._closing, (batch.closes_s, next(self._order), batch))
+        # fronts may disagree for a while (a config rolling out, a runtime setting not yet
+        # applied by all): the smallest max of its members holds, not the first one's
+        batch.max_batch = min(batch.max_batch, max_batch)
         batch.members.append(call)
         if len(batch.members) >= batch.max_batch:
             del self._open[key]

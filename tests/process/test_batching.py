@@ -220,3 +220,57 @@ def test_an_open_breaker_short_circuits_a_collapsible_call(cluster, markers):
     cluster.wait_until(lambda: GetItem(item_id=1, marker_dir=str(markers)).execute(client) == "fallback",
                        "the breaker to short-circuit", timeout_s=3)
     assert batches(markers) == []
+
+
+def test_request_scope_leaves_out_a_caller_killed_or_given_up_before_its_batch_closes(cluster, markers):
+    """A caller gone before the window closes (its greenlet killed, or its own Timeout)
+    takes no worker's time: its batch goes without it, and its batch-mates are answered."""
+    client = cluster.client()
+
+    def gives_up(item_id):
+        with gevent.Timeout(WINDOW_MS / 1000 / 4, False):  # the caller's own, not the command's timeout_s
+            GetItemInRequest(item_id=item_id, marker_dir=str(markers)).execute(client)
+
+    with request_context():
+        kept = [spawn(GetItemInRequest(item_id=i, marker_dir=str(markers)).execute, client) for i in (1, 2)]
+        killed = spawn(GetItemInRequest(item_id=3, marker_dir=str(markers)).execute, client)
+        gave_up = spawn(gives_up, 4)
+        gevent.sleep(0)  # every call has joined the batch, whose window is open
+        killed.kill()
+        gave_up.join()
+        gevent.joinall(kept, raise_error=True)
+
+    assert [call.value for call in kept] == [{"id": 1}, {"id": 2}]
+    assert batches(markers) == [[1, 2]]
+
+
+def test_request_scope_sends_nothing_when_every_caller_of_a_batch_is_gone(cluster, markers):
+    client = cluster.client()
+    with request_context():
+        callers = [spawn(GetItemInRequest(item_id=i, marker_dir=str(markers)).execute, client) for i in (1, 2)]
+        gevent.sleep(0)  # both joined the batch
+        gevent.killall(callers)
+        gevent.sleep(3 * WINDOW_MS / 1000)  # past the window: a batch sent then would run before the next
+        assert GetItemInRequest(item_id=9, marker_dir=str(markers)).execute(client) == {"id": 9}
+
+    assert batches(markers) == [[9]]
+    assert cluster.status()["commands"]["GetItemInRequest"]["events"]["COLLAPSED"] == 1
+
+
+def test_request_scope_sends_a_batch_whose_first_caller_timed_out_without_it(make_cluster, markers):
+    """A call that timed out within a long window leaves its batch: the calls that joined
+    later, with time left, still go (before, the earliest deadline having passed, none did)."""
+    cluster = make_cluster({"commands": {"GetItemInRequest": {"collapse_window_ms": 1200, "timeout_s": 1.0}}})
+    cluster.start_broker()
+    cluster.start_workers("sample", "sample_commands", slots=2)
+    cluster.wait_for_workers("sample", 1)
+    client = cluster.client()
+    with request_context():
+        first = spawn(GetItemInRequest(item_id=1, marker_dir=str(markers)).execute, client)
+        gevent.sleep(0.8)
+        later = spawn(GetItemInRequest(item_id=2, marker_dir=str(markers)).execute, client)  # 1.0 s left at 0.8 s
+        gevent.joinall([first, later], raise_error=True)
+
+    assert first.value == "fallback"  # its own timeout, at 1.0 s, before the window closed at 1.2 s
+    assert later.value == {"id": 2}
+    assert batches(markers) == [[2]]

@@ -59,3 +59,17 @@ def test_a_front_batch_counts_each_call_its_own_outcome():
     assert request_batch_outcomes(request, Event.TIMEOUT, b"") == [Event.TIMEOUT] * 3
     assert request_batch_outcomes(request, Event.SUCCESS, b"not results") == [Event.FAILURE] * 3
     assert request_batch_outcomes(b"not a batch", Event.WORKER_LOST, b"") == [Event.WORKER_LOST]
+
+
+def test_a_call_with_a_smaller_max_batch_closes_the_batch_at_its_max():
+    """Fronts may disagree for a while (a config rolled out, a runtime setting not yet
+    applied everywhere): a batch closes at the smallest max of its members, not the first one's."""
+    clock = FakeClock()
+    batcher = Batcher(clock)
+    assert batcher.add(call(clock, 1, timeout_s=1.0), "", window_s=0.1, max_batch=100) is None
+    assert batcher.add(call(clock, 2, timeout_s=1.0), "", window_s=0.1, max_batch=3) is None
+
+    full = batcher.add(call(clock, 3, timeout_s=1.0), "", window_s=0.1, max_batch=100)
+
+    assert full is not None and [member.call_id for member in full.members] == [1, 2, 3]
+    assert len(batcher) == 0

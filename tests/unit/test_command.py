@@ -303,6 +303,38 @@ def test_empty_key_is_rejected_at_class_definition():
     assert str(definition_error(define)).endswith("EmptyKey.key: expected a name, got ''")
 
 
+@pytest.mark.parametrize("scope", ["global", "request"])
+def test_collapse_without_run_batch_is_refused_at_class_definition(scope):
+    message = raised(TypeError, type, "GetItems", (Command,), {"dependency": "items", "collapse": scope})
+
+    assert message.startswith(f"GetItems sets collapse = {scope!r} but defines no run_batch: ")
+    assert "define the classmethod run_batch(cls, calls)" in message
+
+
+def test_run_batch_as_a_plain_method_is_refused_at_class_definition():
+    def run_batch(cls, calls):
+        return calls
+
+    message = raised(TypeError, type, "GetItems", (Command,),
+                     {"dependency": "items", "collapse": "global", "run_batch": run_batch})
+
+    assert message.startswith("GetItems.run_batch must be a classmethod")
+
+
+def test_run_batch_without_collapse_is_allowed_for_subclasses_that_collapse():
+    class ItemsBase(Command):
+        dependency = "items"
+
+        @classmethod
+        def run_batch(cls, calls: list) -> list:
+            return [None for _ in calls]
+
+    class GetItems(ItemsBase):
+        collapse = "request"
+
+    assert ItemsBase.collapse is None and GetItems.run_batch([GetItems()]) == [None]
+
+
 def test_class_settings_are_the_settings_the_class_sets():
     assert GetRatings.class_settings() == {"timeout_s": 0.5}
 
