@@ -216,3 +216,32 @@ def test_one_front_aggregates_two_brokers(make_cluster):
     assert pool["currentPoolSize"] == 4
     assert echo["propertyValue_metricsRollingStatisticalWindowInMilliseconds"] / 2 == 10_000
     assert sample_value(scrape(base)["seawall_command_hosts"], command="Echo") == 2
+
+
+def test_a_restarted_broker_replaces_the_old_one_in_the_view_at_once(front):
+    """Before, the old broker stayed in the view until silent for 3 s, and the view summed
+    both meanwhile: two brokers reporting, the pool's workers and slots doubled."""
+    cluster, base = front
+    old_broker = cluster.processes[0]
+
+    def view() -> dict[str, Any]:
+        status, body = get_json(base + "/dashboard.json")
+        assert status == 200, body
+        return body
+
+    cluster.wait_until(lambda: view()["pools"].get("sample", {}).get("workers") == 2, "the pool in the view")
+    cluster.stop_process(old_broker)
+    new_broker = cluster.start_broker()
+    seen: list[tuple[list[int], int]] = []  # (pids in the view, the pool's slots) at each look
+
+    def new_broker_heard_for_a_while() -> bool:
+        current = view()
+        seen.append((sorted(broker["pid"] for broker in current["brokers"].values()),
+                     current["pools"].get("sample", {}).get("slots", 0)))
+        heard = [index for index, (pids, _) in enumerate(seen) if new_broker.pid in pids]
+        return len(seen) - heard[0] > 20 if heard else False  # some 20 more looks, well within 3 s
+
+    cluster.wait_until(new_broker_heard_for_a_while, "the new broker in the view", interval_s=0.05)
+    assert [pids for pids, _ in seen if len(pids) > 1] == []
+    assert max(slots for _, slots in seen) <= 4  # 2 workers x 2 slots, never counted twice
+    assert seen[-1][0] == [new_broker.pid]

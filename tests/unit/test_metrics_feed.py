@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from api.metrics_feed import BROKER_SILENT_S, RATE_HISTORY_SAMPLES, VIEW_REUSE_S, MetricsFeed
 from api.testing import FakeClock
 from metrics_samples import command, pool, snapshot
 from shared import protocol
+from shared.events import Event
 
 
 @pytest.fixture
@@ -20,8 +22,13 @@ def feed(clock):
     return MetricsFeed(["ipc:///nowhere/events"], clock=clock, wall_clock=lambda: 1700000000.0, max_brokers=3)
 
 
+def source(broker_id):
+    """The events endpoint a broker publishes on: one per host here, kept across restarts."""
+    return f"ipc:///nowhere/{broker_id.partition(':')[0]}/events"
+
+
 def publish(feed, broker_id, **commands):
-    feed.receive(protocol.metrics(snapshot(broker_id, commands=commands)))
+    feed.receive(protocol.metrics(snapshot(broker_id, commands=commands)), source(broker_id))
 
 
 def test_the_latest_snapshot_of_each_broker_is_kept(feed):
@@ -58,7 +65,8 @@ def _counters(view):
 def _publish_totals(feed, broker_id, successes):
     feed.receive(protocol.metrics(snapshot(broker_id, commands={"Echo": command(events={"SUCCESS": successes})},
                                            pools={"sample": pool(completed_total=successes,
-                                                                 submitted_total=successes)})))
+                                                                 submitted_total=successes)})),
+                 source(broker_id))
 
 
 def test_counters_never_go_down_when_a_broker_leaves_or_comes_back(feed, clock):
@@ -86,12 +94,79 @@ def test_counters_never_go_down_when_a_broker_leaves_or_comes_back(feed, clock):
     assert seen == [(2000,) * 3, (2000,) * 3, (2010,) * 3, (2015,) * 3]
 
 
+def _publish_pool(feed, broker_id, *, uptime_s, endpoint=None, completed_total=0):
+    published = snapshot(broker_id, pools={"sample": pool(workers=2, slots=4, completed_total=completed_total,
+                                                          submitted_total=completed_total)})
+    published["broker"]["uptime_s"] = uptime_s
+    feed.receive(protocol.metrics(published), endpoint or source(broker_id))
+
+
+def test_a_restarted_broker_replaces_the_old_one_in_the_view_at_once(feed, clock):
+    """Before, the old one stayed until silent for BROKER_SILENT_S: for 3 s the view summed
+    both, two brokers reporting the pool and its workers and slots doubled."""
+    _publish_pool(feed, "a:1", uptime_s=600.0, completed_total=50)
+    clock.advance(0.8)  # a:1 stops; a:2 starts on the same source and publishes at once
+    _publish_pool(feed, "a:2", uptime_s=0.01)
+
+    view = feed.view()
+
+    assert list(view["brokers"]) == ["a:2"]
+    sample = view["pools"]["sample"]
+    assert (sample["hosts"], sample["workers"], sample["slots"]) == (1, 2, 4)
+    assert sample["completed_total"] == 50  # the old broker's count stays in the counter
+
+
+def test_a_broker_heard_since_the_new_one_started_is_not_replaced(feed, clock):
+    """Only a broker last heard before the new one started can be the one it replaced: an
+    old snapshot read late, or two brokers behind one source, leave both in the view."""
+    _publish_pool(feed, "a:1", uptime_s=600.0)
+    clock.advance(0.5)
+    _publish_pool(feed, "a:2", uptime_s=2.0)
+    _publish_pool(feed, "a:1", uptime_s=600.5)
+
+    assert set(feed.view()["brokers"]) == {"a:1", "a:2"}
+
+
+def test_brokers_of_one_host_on_two_sources_are_two_brokers(feed, clock):
+    _publish_pool(feed, "a:1", uptime_s=600.0, endpoint="ipc:///nowhere/a/events-1")
+    clock.advance(1.0)
+    _publish_pool(feed, "a:2", uptime_s=0.01, endpoint="ipc:///nowhere/a/events-2")
+
+    assert feed.view()["pools"]["sample"]["slots"] == 8
+
+
+def test_a_broker_of_another_version_is_shown_with_what_this_front_knows(feed):
+    """A rolling upgrade: a newer broker's new event kind (or an older one's missing one)
+    made every front of the other version drop its whole snapshot."""
+    newer = snapshot("new:1", commands={"Echo": command(events={"SUCCESS": 3})}, pools={"sample": pool()})
+    for section in ("events", "events_total"):
+        newer["commands"]["Echo"][section]["FUTURE_EVENT"] = 1
+    newer["pools"]["sample"]["future_field"] = 7
+    older = snapshot("old:2", commands={"Echo": command(events={"SUCCESS": 4})})
+    for section in ("events", "events_total"):
+        del older["commands"]["Echo"][section]["COLLAPSED"]
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            feed.receive(protocol.metrics(newer), source("new:1"))
+            feed.receive(protocol.metrics(older), source("old:2"))
+    view = feed.view()
+
+    assert set(view["brokers"]) == {"new:1", "old:2"} and feed.dropped["malformed"] == 0
+    echo = view["commands"]["Echo"]
+    assert echo["events"]["SUCCESS"] == 7 and "FUTURE_EVENT" not in echo["events"]
+    assert set(echo["events_total"]) == {event.value for event in Event}
+    assert [(line["broker"], line["ignored"]) for line in logs if line["event"] == "metrics_names_ignored"] == [
+        ("new:1", ["metrics.commands.*.events.FUTURE_EVENT", "metrics.commands.*.events_total.FUTURE_EVENT",
+                   "metrics.pools.*.future_field"])]
+
+
 def test_a_malformed_message_is_dropped_and_counted(feed):
     publish(feed, "a:1", Echo=command())
-    feed.receive([protocol.METRICS_TOPIC, protocol.PROTOCOL, b"garbage"])
+    feed.receive([protocol.METRICS_TOPIC, protocol.PROTOCOL, b"garbage"], source("b:2"))
     bad = snapshot("b:2")
     bad["pools"] = {"sample": {"workers": -1}}
-    feed.receive(protocol.metrics(bad))
+    feed.receive(protocol.metrics(bad), source("b:2"))
 
     assert feed.dropped["malformed"] == 2
     assert list(feed.view()["brokers"]) == ["a:1"]
