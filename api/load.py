@@ -4,6 +4,11 @@ Requests start at a steady rate whatever the answers do (open loop), each in its
 greenlet with its own timeout, at most ``max_in_flight`` at once; a request that would
 exceed the cap is dropped by the generator, not sent. Only loopback targets are allowed.
 The HTTP client is a small GET over ``gevent.socket``: no monkey-patching, no dependency.
+
+Failures are not left out of the figures: a timed-out request's latency is its time until
+it was given up (at least the timeout) in the percentiles, and the answered rate is
+reported beside the sent rate. Connection errors, which fail at once, are counted but
+have no latency (one would flatter the percentiles).
 """
 
 from __future__ import annotations
@@ -196,20 +201,41 @@ class UrlStats:
     def record_answer(self, status: int, latency_ms: float) -> None:
         self.answered += 1
         self.status_counts[status] += 1
+        self._add_latency(latency_ms)
+
+    def record_timeout(self, latency_ms: float) -> None:
+        """A request given up after ``latency_ms``: in the percentiles, or they would show
+        only the requests fast enough to be answered."""
+        self.timed_out += 1
+        self._add_latency(latency_ms)
+
+    def _add_latency(self, latency_ms: float) -> None:
         self.latency.add(latency_ms)
         self.max_latency_ms = max(self.max_latency_ms, latency_ms)
 
     def summary(self, sending_s: float) -> dict[str, Any]:
-        percentiles = self.latency.percentiles(REPORT_PERCENTILES)
-        # Percentiles are bin upper bounds (within 5 %): never report one above the true max.
-        latency_ms = {f"p{point:g}": round(min(percentiles[point], self.max_latency_ms), 3)
-                      for point in REPORT_PERCENTILES}
-        latency_ms["max"] = round(self.max_latency_ms, 3)
+        """Counts, latency of the answered and timed-out requests (None for each figure if
+        there was none), and per second over the sending time: sent (``achieved_rps``, the
+        generator's rate) and answered (``answered_rps``, what the server kept up with)."""
+        latency_ms: dict[str, float | None]
+        if self.answered + self.timed_out:
+            percentiles = self.latency.percentiles(REPORT_PERCENTILES)
+            # Percentiles are bin upper bounds (within 5 %): never report one above the true max.
+            latency_ms = {f"p{point:g}": round(min(percentiles[point], self.max_latency_ms), 3)
+                          for point in REPORT_PERCENTILES}
+            latency_ms["max"] = round(self.max_latency_ms, 3)
+        else:  # not 0.0: nothing was measured
+            latency_ms = {**{f"p{point:g}": None for point in REPORT_PERCENTILES}, "max": None}
         return {"sent": self.sent, "answered": self.answered, "timed_out": self.timed_out,
                 "connection_errors": self.connection_errors, "dropped": self.dropped,
                 "status_counts": {str(code): count for code, count in sorted(self.status_counts.items())},
                 "latency_ms": latency_ms,
-                "achieved_rps": round(self.sent / sending_s, 2) if sending_s > 0 else 0.0}
+                "achieved_rps": _per_second(self.sent, sending_s),
+                "answered_rps": _per_second(self.answered, sending_s)}
+
+
+def _per_second(count: int, sending_s: float) -> float:
+    return round(count / sending_s, 2) if sending_s > 0 else 0.0
 
 
 class LoadRun:
@@ -270,8 +296,11 @@ class LoadRun:
             with gevent.Timeout(self.plan.timeout_s):
                 status, body = http_get(target, self.keep_body_bytes)
         except (gevent.Timeout, gevent.GreenletExit) as exc:
+            # From the scheduled start too; at least the timeout, as a request killed at the end
+            # of the run (GreenletExit) was given up on after it.
+            latency_ms = max(time.monotonic() - scheduled_s, self.plan.timeout_s) * 1000
             for each in counted:
-                each.timed_out += 1
+                each.record_timeout(latency_ms)
             self.failed(scheduled_s, "timed_out")
             if isinstance(exc, gevent.GreenletExit):
                 raise
@@ -308,8 +337,9 @@ class LoadRun:
         percentiles = total.latency.percentiles((50.0, 99.0))
         statuses = " ".join(f"{code}:{count}" for code, count in sorted(total.status_counts.items())) or "-"
         return (f"{elapsed_s:5.1f} s  sent {total.sent}  answered {total.answered}  "
-                f"in flight {len(self.in_flight)}  dropped {total.dropped}  "
-                f"rps {total.sent / sending_s if sending_s else 0.0:.1f}  status {statuses}  "
+                f"timed out {total.timed_out}  in flight {len(self.in_flight)}  dropped {total.dropped}  "
+                f"sent/s {_per_second(total.sent, sending_s):.1f}  "
+                f"answered/s {_per_second(total.answered, sending_s):.1f}  status {statuses}  "
                 f"p50 {percentiles[50.0]:.1f} ms  p99 {percentiles[99.0]:.1f} ms")
 
     def report(self) -> dict[str, Any]:
@@ -337,17 +367,20 @@ def run(load_plan: LoadPlan, progress: TextIO | None = None) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     header = (f"{'URL':<40} {'SENT':>7} {'ANSWERED':>8} {'TIMEOUT':>7} {'CONNERR':>7} {'DROPPED':>7} "
-              f"{'RPS':>8} {'P50MS':>8} {'P90MS':>8} {'P99MS':>8} {'MAXMS':>8}  STATUS")
+              f"{'SENT/S':>8} {'ANSWER/S':>8} {'P50MS':>8} {'P90MS':>8} {'P99MS':>8} {'MAXMS':>8}  STATUS")
     rows = [*report["urls"].items(), ("total", report["total"])]
     lines = [f"{report['rps_asked']:g} rps asked for {report['duration_s']:g} s; sent for "
-             f"{report['sending_s']:.2f} s, done after {report['elapsed_s']:.2f} s", "", header]
+             f"{report['sending_s']:.2f} s, done after {report['elapsed_s']:.2f} s",
+             f"SENT/S, ANSWER/S: per second of sending. Latency: from each request's scheduled start; "
+             f"a timed-out one's until given up (at least {report['timeout_s']:g} s)", "", header]
     for name, summary in rows:
         latency = summary["latency_ms"]
         statuses = " ".join(f"{code}:{count}" for code, count in summary["status_counts"].items()) or "-"
+        figures = " ".join(f"{latency[key]:>8.2f}" if latency[key] is not None else f"{'-':>8}"
+                           for key in ("p50", "p90", "p99", "max"))
         lines.append(f"{name:<40} {summary['sent']:>7} {summary['answered']:>8} {summary['timed_out']:>7} "
                      f"{summary['connection_errors']:>7} {summary['dropped']:>7} {summary['achieved_rps']:>8.1f} "
-                     f"{latency['p50']:>8.2f} {latency['p90']:>8.2f} {latency['p99']:>8.2f} "
-                     f"{latency['max']:>8.2f}  {statuses}")
+                     f"{summary['answered_rps']:>8.1f} {figures}  {statuses}")
     return "\n".join(lines)
 
 

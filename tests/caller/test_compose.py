@@ -112,6 +112,133 @@ def test_a_reader_waiting_on_a_cancelled_stream_sees_it_end():
     assert reader.get(timeout=1) == []
 
 
+def answer(stream: Observable, within_s: float = 5.0):
+    """``stream.get()``, or a test failure (not a hang) if it does not answer in time."""
+    with gevent.Timeout(within_s, AssertionError(f"no answer in {within_s:g} s")):
+        return stream.get()
+
+
+def paced(*values, interval_s=0.02):
+    """A source that makes its values one at a time, ``interval_s`` apart."""
+    def produce(emit):
+        for value in values:
+            gevent.sleep(interval_s)
+            emit(value)
+
+    return Observable(produce)
+
+
+@pytest.mark.parametrize(("stage", "expected"), [
+    (lambda source: compose.map(source, lambda n: n * 10), [10, 20]),
+    (lambda source: compose.filter(source, lambda n: n > 1), [2]),
+    (lambda source: compose.flat_map(source, lambda n: slow(n * 10, 0.01)), [10, 20]),
+    (lambda source: compose.merge(source, just(0)), [0, 1, 2]),
+    (lambda source: compose.zip(source, just("a", "b")), [(1, "a"), (2, "b")]),
+    (lambda source: compose.take(source, 1), [1]),
+    (lambda source: compose.first(source), [1]),
+    (lambda source: compose.catch(source, repr), [1, 2]),
+    (lambda source: compose.to_list(source), [[1, 2]]),
+    (lambda source: source, [1, 2]),
+], ids=["map", "filter", "flat_map", "merge", "zip", "take", "first", "catch", "to_list", "itself"])
+def test_a_stream_read_by_two_stages_gives_each_every_value(stage, expected):
+    source = paced(1, 2)
+
+    both = compose.zip(compose.to_list(stage(source)), compose.to_list(stage(source)))
+
+    assert [sorted(values, key=repr) for values in answer(both)] == [expected, expected]
+
+
+def test_readers_starting_before_during_and_after_the_stream_each_see_every_value():
+    source = paced(1, 2, 3)
+    before = compose.to_list(source)
+    gevent.sleep(0.03)  # the first value is out
+    during = compose.to_list(source)
+
+    assert answer(before) == answer(during) == [1, 2, 3]
+    assert answer(compose.to_list(source)) == [1, 2, 3]  # after its end
+    assert list(source.values()) == [1, 2, 3]
+
+
+def test_every_reader_of_a_failing_stream_sees_its_values_then_its_error():
+    def produce(emit):
+        emit("partial")
+        gevent.sleep(0.02)
+        raise ValueError("backend down")
+
+    source = Observable(produce)
+    caught = [compose.catch(compose.to_list(source), lambda error: str(error)) for _ in range(2)]
+    mapped = compose.catch(compose.map(source, str.upper), lambda error: "then: " + str(error))
+
+    assert [answer(stream) for stream in caught] == ["backend down", "backend down"]
+    assert answer(mapped) == ["PARTIAL", "then: backend down"]
+    with pytest.raises(ValueError, match="backend down"):
+        answer(source)  # read after the end: the error again
+
+
+def test_a_stream_zipped_with_itself_pairs_each_value_with_itself():
+    source = paced(1, 2)
+
+    assert answer(compose.zip(source, source)) == [(1, 1), (2, 2)]
+
+
+def test_a_shared_source_is_cancelled_only_when_its_last_reader_stops_early():
+    source = paced(*range(50), interval_s=0.01)
+    one, three = compose.take(source, 1), compose.take(source, 3)
+
+    assert answer(one) == 0
+    assert not source._greenlet.dead  # the other take still reads it
+    assert answer(three) == [0, 1, 2]
+    gevent.idle()
+    assert source._greenlet.dead  # then nobody did: cancelled, not run to its 50th value
+
+
+def test_a_stream_runs_once_whatever_reads_it():
+    runs = []
+    source = compose.from_call(lambda: runs.append(1) or "ann")
+
+    assert answer(compose.zip(compose.map(source, str.upper), compose.first(source), source)) == ("ANN", "ann", "ann")
+    assert runs == [1]
+
+
+def test_a_stream_keeps_its_last_values_and_a_reader_behind_them_gets_replay_lost():
+    longest = compose.MAX_KEPT_VALUES + compose.BUFFER
+    source = many(longest)
+
+    assert len(answer(compose.to_list(source), within_s=30)) == longest  # one reader: every value
+    assert len(source._kept) == compose.MAX_KEPT_VALUES  # bounded, not all it made
+    with pytest.raises(compose.ReplayLost):
+        answer(compose.to_list(source))  # a late reader would miss the first ones: an error, not a gap
+
+
+def test_flat_map_cancels_the_inner_streams_it_started_when_its_source_fails():
+    inner_streams = []
+
+    def inner(value):
+        inner_streams.append(slow(value, 5))
+        return inner_streams[-1]
+
+    def fail_later():
+        gevent.sleep(0.05)
+        raise ValueError("source failed partway")
+
+    with pytest.raises(ValueError, match="partway"):
+        answer(compose.flat_map(compose.merge(just(1, 2), compose.from_call(fail_later)), inner))
+    gevent.idle()
+
+    assert len(inner_streams) == 2
+    assert all(stream._greenlet.dead for stream in inner_streams)  # not left running 5 s
+
+
+def test_flat_map_gives_inner_values_before_its_source_ends():
+    source = paced("a", "b", interval_s=0.3)
+    started = gevent.get_hub().loop.now()
+
+    first_value = answer(compose.first(compose.flat_map(source, lambda value: just(value))))
+
+    assert first_value == "a"
+    assert gevent.get_hub().loop.now() - started < 0.5  # not after the source's last value, 0.6 s in
+
+
 def test_stages_run_in_the_callers_request_context():
     with request_context() as context:
         seen = compose.from_call(current_context).get()
@@ -136,5 +263,31 @@ def test_observable_of_a_command(tmp_path):
         total = compose.zip(Add(a=1, b=2).observe(client), Add(a=3, b=4).observe(client), combine=lambda x, y: x + y)
         assert total.get() == 10
         assert isinstance(Add(a=0, b=0).observe(client), Observable)
+    finally:
+        client.close()
+
+
+def test_an_observable_of_a_command_read_by_two_stages_runs_the_command_once(tmp_path):
+    from pathlib import Path
+
+    from api import Client, Command
+    from shared.config import parse
+
+    runs = []
+
+    class GetUser(Command):
+        user_id: int
+
+        def run(self) -> dict:
+            runs.append(self.user_id)
+            return {"id": self.user_id, "name": "Ann"}
+
+    client = Client(parse({"run_dir": "run"}, Path(tmp_path)))
+    try:
+        user = GetUser(user_id=7).observe(client)
+        profile = compose.zip(compose.map(user, lambda member: member["name"]),
+                              compose.map(user, lambda member: member["id"]))
+        assert answer(profile) == ("Ann", 7)
+        assert runs == [7]
     finally:
         client.close()

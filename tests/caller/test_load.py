@@ -120,6 +120,41 @@ def test_a_request_slower_than_the_timeout_counts_as_timed_out(server):
     assert report["elapsed_s"] < SLOW_DELAY_S  # waited for the timeout, not the answer
 
 
+def test_a_timed_out_request_counts_as_at_least_its_timeout_in_the_percentiles(server):
+    timeout_s = 0.1
+
+    report = load.run(load.plan([server.url("/ok"), server.url("/slow")], rps=20, duration_s=1.0,
+                                timeout_s=timeout_s))
+
+    total = report["total"]
+    assert total["timed_out"] >= 10  # every /slow one (an /ok one too, on a very busy machine)
+    assert total["latency_ms"]["p99"] >= timeout_s * 1000  # not the answered half's few ms
+    assert total["latency_ms"]["max"] >= timeout_s * 1000
+    slow = report["urls"][server.url("/slow")]["latency_ms"]
+    assert slow["p50"] >= timeout_s * 1000  # every one timed out: not 0.00
+
+
+def test_answered_per_second_is_reported_beside_sent_per_second(server):
+    report = load.run(load.plan([server.url("/ok"), server.url("/slow")], rps=20, duration_s=1.0, timeout_s=0.1))
+
+    total = report["total"]
+    assert 15 <= total["achieved_rps"] <= 25  # sent per second, as before
+    assert 0.3 * total["achieved_rps"] <= total["answered_rps"] <= 0.7 * total["achieved_rps"]  # half answered
+    assert report["urls"][server.url("/slow")]["answered_rps"] == 0.0
+    table = load.format_report(report)
+    assert "SENT/S" in table and "ANSWER/S" in table
+
+
+def test_with_nothing_measured_the_latency_is_none_not_zero():
+    url = f"http://127.0.0.1:{closed_loopback_port()}/"
+
+    report = load.run(load.plan([url], rps=20, duration_s=0.2, timeout_s=1.0))
+
+    assert set(report["total"]["latency_ms"].values()) == {None}  # connection errors: no latency to count
+    total_row = load.format_report(report).splitlines()[-1]
+    assert "0.00" not in total_row and " - " in total_row
+
+
 def test_a_refused_connection_counts_as_a_connection_error():
     url = f"http://127.0.0.1:{closed_loopback_port()}/"
 
