@@ -33,7 +33,8 @@ from shared.logging import LOG_EACH_CALL, get_logger
 
 log = get_logger("api.front")
 
-#: Requests served at once; more wait in the listen backlog.
+#: Connections served at once (a kept-alive one holds its place until
+#: ``api.http_handler.IDLE_TIMEOUT_S``); more wait in the listen backlog.
 MAX_CONCURRENT_REQUESTS = 1000
 #: Connections waiting to be accepted, per front process.
 LISTEN_BACKLOG = 1024

@@ -1,18 +1,25 @@
-"""The front's HTTP connection handler: gevent's, with a deadline on every write.
+"""The front's HTTP connection handler: gevent's, with a deadline on every read and write.
 
-gevent's server writes a response with no deadline. A client that stops reading (a
-dashboard tab frozen in the background, a dead peer that never sent a FIN) fills its
-socket's send buffer, and the greenlet writing to it then waits for ever: for a stream,
-it also keeps one of the few stream places, so a handful of such clients shut every
-operator out of ``/hystrix.stream`` and ``/dashboard.stream``. Here a write that the
-client has not taken within :data:`WRITE_TIMEOUT_S` ends the connection, as a reset
-would, and the stream's place is given back.
+gevent's server waits for a client with no deadline, and each connection holds one of the
+front's 1,000 greenlets while it lasts. A client that sends nothing, sends its request a
+byte at a time (slowloris) or keeps a kept-alive connection idle held its greenlet for
+ever, and a thousand of them shut every user out; one that stops reading (a dashboard tab
+frozen in the background, a dead peer that never sent a FIN) held its greenlet and, for a
+stream, one of the few stream places. Here a request must arrive whole within
+:data:`READ_TIMEOUT_S`, a kept-alive connection is closed after :data:`IDLE_TIMEOUT_S`
+without a new request, and a write the client has not taken within :data:`WRITE_TIMEOUT_S`
+ends the connection. Each closes it as a reset would, without a traceback, and gives its
+places back. Only waiting for a request is bounded by the first two, so a stream that
+writes for minutes after its request was read is not cut off.
 """
 
 from __future__ import annotations
 
 import errno
+import io
+import math
 import socket
+import time
 from typing import Any
 
 import gevent
@@ -21,14 +28,84 @@ from gevent.pywsgi import WSGIHandler
 #: Longest one write may wait for the client to read: generous, since a view of a
 #: thousand commands is a few hundred kilobytes and may cross a slow link.
 WRITE_TIMEOUT_S = 30.0
+#: Longest a request may take to arrive whole (line, headers and a body of at most
+#: ``api.front.MAX_BODY_BYTES``) from when the front starts waiting for it: a new
+#: connection's first request from its accept, a kept-alive one's from its first byte.
+#: Callers send a request in one go, in milliseconds; 10 s leaves room for a congested link
+#: (1 MiB at 128 KiB/s takes 8 s) and bounds what a slowloris client holds a greenlet for.
+READ_TIMEOUT_S = 10.0
+#: Longest a kept-alive connection may wait for its next request. A caller that calls
+#: again within it saves a connection; past it, the greenlet is worth more to another
+#: caller. Between gunicorn's 2 s and uvicorn's and Node's 5 s, short enough to close on
+#: callers between bursts, and nginx's 75 s, long enough to hold greenlets for clients
+#: long gone. A pooling client (urllib3, httpx) finds a closed connection before reusing
+#: it, so closing one costs a reconnect, not a failed call.
+IDLE_TIMEOUT_S = 15.0
+
+
+class _DeadlineReads(io.RawIOBase):
+    """A connection's reads from the network: each waits only until ``deadline_s``.
+
+    The deadline bounds waiting for the network, not reading what has arrived: bytes
+    already received are read even past it.
+    """
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self.deadline_s = math.inf  # on time.monotonic()'s clock
+        self.missed = ""  # what the client failed to do by the deadline, for the error
+
+    def until(self, deadline_s: float, missed: str) -> None:
+        self.deadline_s, self.missed = deadline_s, missed
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left_s = max(self.deadline_s - time.monotonic(), 0.0)
+        with gevent.Timeout(left_s, socket.timeout(errno.ETIMEDOUT, f"the client {self.missed}")):
+            return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class DeadlineHandler(WSGIHandler):
-    """A connection whose client does not read for WRITE_TIMEOUT_S is closed, quietly."""
+    """A connection whose client does not read for WRITE_TIMEOUT_S, does not send its
+    request within READ_TIMEOUT_S, or sends no new one for IDLE_TIMEOUT_S is closed, quietly."""
 
-    # A write timed out is a client that went away, as a reset is: not worth a traceback.
+    # A read or write timed out is a client that went away, as a reset is: not worth a traceback.
     ignored_socket_errors = (*WSGIHandler.ignored_socket_errors, errno.ETIMEDOUT)
     write_timeout_s = WRITE_TIMEOUT_S
+    read_timeout_s = READ_TIMEOUT_S
+    idle_timeout_s = IDLE_TIMEOUT_S
+
+    def __init__(self, sock: Any, address: Any, server: Any) -> None:
+        super().__init__(sock, address, server)
+        # gevent's buffered reader, over reads that wait on the network only until the
+        # deadline: the request line, headers, body and any pipelined request go through it.
+        self._reads = _DeadlineReads(self.rfile.detach())
+        self.rfile = io.BufferedReader(self._reads)
+        self._requests_awaited = 0
+
+    def read_requestline(self) -> str:
+        if self._requests_awaited:  # kept alive: idle until the next request's first byte
+            self._reads.until(time.monotonic() + self.idle_timeout_s,
+                              f"sent no new request for {self.idle_timeout_s:g} s")
+            self.rfile.peek(1)  # gevent closes the connection on an error reading a request line
+        self._requests_awaited += 1
+        self._reads.until(time.monotonic() + self.read_timeout_s,
+                          f"did not send its whole request within {self.read_timeout_s:g} s")
+        return super().read_requestline()
+
+    def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes] | None:
+        # gevent answers any error reading the headers with a 400 (and a traceback but for a
+        # ValueError): a client too slow or gone sent no bad request; its connection is closed.
+        if isinstance(ex, OSError) and ex.args and ex.args[0] in self.ignored_socket_errors:
+            return None
+        return super()._handle_client_error(ex)  # type: ignore[misc]  # not in gevent's stubs
 
     def _sendall(self, data: Any) -> None:
         timed_out = socket.timeout(errno.ETIMEDOUT, f"the client read nothing for {self.write_timeout_s:g} s")

@@ -1,16 +1,23 @@
 """The front's HTTP handler (api/http_handler.py): a client that stops reading a stream
-gives its place back, instead of holding it, and its greenlet, for good."""
+gives its place back, and one that does not send its request (or a new one on a kept-alive
+connection) is closed, instead of holding its place and its greenlet for good."""
 
 from __future__ import annotations
 
+import contextlib
+import textwrap
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import gevent
 import gevent.socket
+import pytest
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from api.dashboard import Streams
+from api.endpoints import EndpointDirectory
+from api.front import Front
 from api.http_handler import DeadlineHandler
 
 
@@ -21,8 +28,22 @@ class BigViewFeed:
         return {"commands": {"padding": "x" * 2_000_000}}
 
 
+class SmallViewFeed:
+    def view(self) -> dict[str, Any]:
+        return {"commands": {}}
+
+
 class QuickDeadlineHandler(DeadlineHandler):
     write_timeout_s = 0.5
+
+
+class QuickReadHandler(DeadlineHandler):
+    read_timeout_s = 0.5
+    idle_timeout_s = 1.5
+
+
+#: How long a test waits for what a deadline of a second or two should bring about.
+PATIENCE_S = 10.0
 
 
 def _get(port: int, path: str) -> gevent.socket.socket:
@@ -69,3 +90,165 @@ def test_a_client_that_reads_is_not_cut_off():
     finally:
         reader.close()
         server.stop(timeout=1)
+
+
+ECHO = textwrap.dedent('''
+    def size(request):
+        return {"bytes": len(request.body)}
+
+    ROUTES = {"size": size}
+''')
+
+
+@pytest.fixture
+def front(tmp_path):
+    (tmp_path / "echo.py").write_text(ECHO)
+    return Front(EndpointDirectory(tmp_path))
+
+
+@contextlib.contextmanager
+def serving(app: Any, pool_size: int = 10) -> Iterator[tuple[WSGIServer, Pool]]:
+    pool = Pool(pool_size)
+    server = WSGIServer(("127.0.0.1", 0), app, spawn=pool, handler_class=QuickReadHandler, log=None)
+    server.start()
+    try:
+        yield server, pool
+    finally:
+        server.stop(timeout=1)
+
+
+def _connect(server: WSGIServer) -> gevent.socket.socket:
+    return gevent.socket.create_connection(("127.0.0.1", server.server_port))
+
+
+def _answer(sock: gevent.socket.socket) -> bytes:
+    """One whole answer with a Content-Length (the front's JSON ones)."""
+    def more() -> bytes:
+        chunk = sock.recv(4096)
+        assert chunk, "closed without a whole answer"
+        return chunk
+
+    with gevent.Timeout(PATIENCE_S):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += more()
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += more()
+    return head.split(b"\r\n")[0] + b" " + body
+
+
+def _seconds_until_closed(sock: gevent.socket.socket) -> float:
+    """Reads (and drops) whatever comes until the server closes; PATIENCE_S if it never does."""
+    started_s = time.monotonic()
+    received = b""
+    try:
+        with gevent.Timeout(PATIENCE_S):
+            while chunk := sock.recv(4096):
+                received += chunk
+    except gevent.Timeout:
+        return PATIENCE_S
+    except ConnectionResetError:
+        pass
+    assert received == b"", f"closed with an answer: {received[:80]!r}"
+    return time.monotonic() - started_s
+
+
+def test_an_idle_kept_alive_connection_is_closed_and_its_greenlet_given_back(front):
+    with serving(front) as (server, pool):
+        sock = _connect(server)
+        try:
+            sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
+            assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+            assert pool.free_count() == pool.size - 1
+
+            idle_s = _seconds_until_closed(sock)
+
+            assert 1.0 < idle_s < PATIENCE_S, "the idle connection was not closed after IDLE_TIMEOUT_S (1.5 s)"
+            with gevent.Timeout(PATIENCE_S, AssertionError("the closed connection still holds its greenlet")):
+                while pool.free_count() < pool.size:
+                    gevent.sleep(0.02)
+        finally:
+            sock.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_read_bound(front, capsys):
+    with serving(front) as (server, _):
+        sock = _connect(server)
+        try:
+            assert _seconds_until_closed(sock) < PATIENCE_S, "a silent connection was kept open"
+        finally:
+            sock.close()
+    assert capsys.readouterr().err == "", "a connection closed by its deadline left a traceback"
+
+
+def test_a_request_sent_a_byte_at_a_time_is_cut_off_after_the_read_bound(front, capsys):
+    with serving(front) as (server, _):
+        sock = _connect(server)
+        sock.sendall(b"GET /echo/size HTTP/1.1\r\n")
+
+        def drip() -> None:  # a header byte every 50 ms, never the blank line that ends them
+            with contextlib.suppress(OSError):
+                for _ in range(int(PATIENCE_S / 0.05)):
+                    sock.sendall(b"X")
+                    gevent.sleep(0.05)
+
+        dripping = gevent.spawn(drip)
+        try:
+            assert _seconds_until_closed(sock) < PATIENCE_S, "a slowloris request kept its connection"
+        finally:
+            dripping.kill()
+            sock.close()
+    assert capsys.readouterr().err == "", "a connection closed by its deadline left a traceback"
+
+
+def test_a_body_that_does_not_arrive_is_cut_off_after_the_read_bound(front, capsys):
+    with serving(front) as (server, _):
+        sock = _connect(server)
+        try:
+            sock.sendall(b"POST /echo/size HTTP/1.1\r\nHost: front\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+            assert _seconds_until_closed(sock) < PATIENCE_S, "a request whose body never came was kept open"
+        finally:
+            sock.close()
+    assert capsys.readouterr().err == "", "a connection closed by its deadline left a traceback"
+
+
+def test_a_kept_alive_connection_serves_a_request_sent_after_the_read_bound(front):
+    with serving(front) as (server, _):
+        sock = _connect(server)
+        try:
+            sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
+            assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+            gevent.sleep(0.8)  # past the read bound (0.5 s), within the idle bound (1.5 s)
+            sock.sendall(b"POST /echo/size HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n\r\nhello")
+            assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 5}'
+        finally:
+            sock.close()
+
+
+def test_a_stream_streams_on_past_the_read_bound():
+    streams = Streams(SmallViewFeed(), limit=1, interval_s=0.05)
+    with serving(streams) as (server, _):
+        reader = _get(server.server_port, "/dashboard.stream")
+        try:
+            started_s = time.monotonic()
+            with gevent.Timeout(PATIENCE_S):
+                while time.monotonic() - started_s < 2.0:  # four read bounds
+                    assert reader.recv(4096), "the stream was cut off"
+            assert streams.open_count == 1
+        finally:
+            reader.close()
+
+
+def test_idle_connections_filling_the_pool_do_not_shut_out_a_caller(front):
+    with serving(front, pool_size=2) as (server, _):
+        silent = [_connect(server) for _ in range(2)]
+        caller = _connect(server)
+        try:
+            caller.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
+            assert _answer(caller) == b'HTTP/1.1 200 OK {"bytes": 0}'
+        finally:
+            caller.close()
+            for sock in silent:
+                sock.close()
