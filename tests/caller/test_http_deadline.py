@@ -18,7 +18,7 @@ from gevent.pywsgi import WSGIServer
 from api.dashboard import Streams
 from api.endpoints import EndpointDirectory
 from api.front import Front
-from api.http_handler import DeadlineHandler
+from api.http_handler import MAX_HEADER_BYTES, DeadlineHandler
 
 
 class BigViewFeed:
@@ -252,3 +252,33 @@ def test_idle_connections_filling_the_pool_do_not_shut_out_a_caller(front):
             caller.close()
             for sock in silent:
                 sock.close()
+
+
+def _status_line(sock: gevent.socket.socket) -> bytes:
+    received = b""
+    with gevent.Timeout(PATIENCE_S):
+        while b"\r\n" not in received and (chunk := sock.recv(4096)):
+            received += chunk
+    return received.split(b"\r\n")[0]
+
+
+def test_headers_over_the_bound_are_answered_431_and_the_connection_closed(front, capsys):
+    """Python's parser alone takes 100 header lines of 64 KiB (6.5 MB a request, kept while
+    it is served); past MAX_HEADER_BYTES in all, the request is refused."""
+    with serving(front) as (server, _):
+        sock = _connect(server)
+        try:
+            line = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+            sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n" + line * (MAX_HEADER_BYTES // len(line) + 2))
+            assert _status_line(sock) == b"HTTP/1.1 431 Request Header Fields Too Large"
+            assert _seconds_until_closed(sock) < PATIENCE_S
+        finally:
+            sock.close()
+        ok = _connect(server)  # headers just under the bound are served
+        try:
+            ok.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n" + line * (MAX_HEADER_BYTES // len(line) - 1)
+                       + b"\r\n")
+            assert _answer(ok) == b'HTTP/1.1 200 OK {"bytes": 0}'
+        finally:
+            ok.close()
+    assert capsys.readouterr().err == ""
