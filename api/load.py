@@ -335,12 +335,13 @@ class LoadRun:
         sending_s = self.sending_s or min(elapsed_s, self.plan.duration_s)
         total = self.total
         percentiles = total.latency.percentiles((50.0, 99.0))
+        latency = (f"p50 {percentiles[50.0]:.1f} ms  p99 {percentiles[99.0]:.1f} ms" if total.latency.count
+                   else "p50 -  p99 -")  # nothing measured yet: not 0.0 ms
         statuses = " ".join(f"{code}:{count}" for code, count in sorted(total.status_counts.items())) or "-"
         return (f"{elapsed_s:5.1f} s  sent {total.sent}  answered {total.answered}  "
                 f"timed out {total.timed_out}  in flight {len(self.in_flight)}  dropped {total.dropped}  "
                 f"sent/s {_per_second(total.sent, sending_s):.1f}  "
-                f"answered/s {_per_second(total.answered, sending_s):.1f}  status {statuses}  "
-                f"p50 {percentiles[50.0]:.1f} ms  p99 {percentiles[99.0]:.1f} ms")
+                f"answered/s {_per_second(total.answered, sending_s):.1f}  status {statuses}  {latency}")
 
     def report(self) -> dict[str, Any]:
         return {"rps_asked": self.plan.rps, "duration_s": self.plan.duration_s,

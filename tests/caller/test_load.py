@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import json
 import sys
 import time
@@ -148,9 +150,11 @@ def test_answered_per_second_is_reported_beside_sent_per_second(server):
 def test_with_nothing_measured_the_latency_is_none_not_zero():
     url = f"http://127.0.0.1:{closed_loopback_port()}/"
 
-    report = load.run(load.plan([url], rps=20, duration_s=0.2, timeout_s=1.0))
+    progress = io.StringIO()
+    report = load.run(load.plan([url], rps=20, duration_s=0.2, timeout_s=1.0), progress=progress)
 
     assert set(report["total"]["latency_ms"].values()) == {None}  # connection errors: no latency to count
+    assert progress.getvalue().rstrip().endswith("p50 -  p99 -")
     total_row = load.format_report(report).splitlines()[-1]
     assert "0.00" not in total_row and " - " in total_row
 
