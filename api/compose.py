@@ -16,8 +16,12 @@ values ahead of its furthest reader, then waits.
 
 A stage that stops reading early (``take``, ``first``, ``zip`` past the shortest, an
 error, a cancelled stage) releases its sources; a source is cancelled when the last
-stage reading it lets go early, never while another reader is still open. A reader
-added after that sees what the source had made, then the end.
+stage reading it lets go early, never while another reader is still open (the sources
+it leaves unread in turn, one after another). A reader added after that sees what the
+source had made, then :class:`StreamReleased`, not an end that would pass the rest off
+as never made: build every stage that reads a stream before reading any. A front ends a
+request's streams still running once the request is answered
+(``RequestContext.end_streams``): one nobody reads would wait for a reader for ever.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from collections import deque
 from typing import Any, Callable, Iterator, Sequence
 
 import gevent
+from gevent import GreenletExit
 from gevent.event import Event
 from gevent.queue import Queue
 
-from api.context import CALL_ERRORS, spawn
+from api.context import CALL_ERRORS, current_context, spawn
 
 #: Values a producer makes past its furthest reader before it waits.
 BUFFER = 1000
@@ -38,10 +43,24 @@ BUFFER = 1000
 MAX_KEPT_VALUES = 10_000
 
 _DONE = object()
+#: What ends a stream as its error. SystemExit too: let out of a stage's greenlet, gevent
+#: hands it to the main greenlet, and a front would exit with every request in flight.
+STAGE_ERRORS = (*CALL_ERRORS, SystemExit)
 
 
 class ReplayLost(LookupError):
     """A reader fell more than ``MAX_KEPT_VALUES`` behind: the values it needed are gone."""
+
+
+class StreamReleased(LookupError):
+    """Read past what a stream made before it was cancelled, when its last reader stopped
+    early (``take``, ``first``, ``zip``): the rest was never made. A clean end here would
+    pass a truncated stream off as whole."""
+
+
+class _Ended(GreenletExit):
+    """Raised into a producer that emits into an ended stream: it stops at once (one that
+    went on emitting, e.g. ``zip()`` of nothing, never yielded and held the whole process)."""
 
 
 class _Failure:
@@ -62,17 +81,24 @@ class Observable:
         self._open_readers = 0
         self._ended = False
         self._error: BaseException | None = None
+        #: cancelled when its last reader stopped early: a later reader gets StreamReleased
+        self._released = False
         self._arrival: Event | None = None  # made when a reader waits, set on a value or the end
         self._room: Event | None = None  # made when a producer waits, set when a reader moves on
         self._reading = reading
         self._greenlet = spawn(self._run, produce)
+        context = current_context()
+        if context is not None:  # a front ends a request's streams once it is answered
+            context.streams.add(self)
 
     def _run(self, produce: Callable[[Callable[[Any], None]], None]) -> None:
         error = None
         try:
             produce(self._emit)
-        except CALL_ERRORS as exc:  # noqa: BLE001 - an error is a value of the stream
+        except STAGE_ERRORS as exc:  # noqa: BLE001 - an error is a value of the stream
             error = exc
+        except _Ended:  # emitted into the ended stream: nothing more to make
+            pass
         finally:  # cancelled (GreenletExit) too: a reader waiting sees the end
             self._finish(error)
 
@@ -81,8 +107,8 @@ class Observable:
             if self._room is None:
                 self._room = Event()
             self._room.wait()
-        if self._ended:  # ended (cancelled, or a merge's first error) while a drain still ran: dropped
-            return
+        if self._ended:  # ended (cancelled, or a merge's first error) while a drain still ran
+            raise _Ended()
         self._kept.append(value)
         if len(self._kept) > MAX_KEPT_VALUES:
             self._kept.popleft()
@@ -90,13 +116,25 @@ class Observable:
         self._wake_readers()
 
     def _finish(self, error: BaseException | None) -> None:
-        if self._ended:
-            return
-        self._ended, self._error = True, error
-        self._wake_readers()
-        self._wake_producer()
-        for reader in self._reading:
-            reader.close()
+        """End this stream, and cancel the sources its end leaves without a reader, theirs
+        in turn, one after another (recursing, a chain of a few hundred stages ran out of
+        stack and left its source running)."""
+        ending: list[Observable] = [self]
+        while ending:
+            stream = ending.pop()
+            if stream._ended:
+                continue
+            stream._ended = True
+            if stream is self:
+                stream._error = error
+            stream._wake_readers()
+            stream._wake_producer()
+            for reader in stream._reading:
+                source = reader.release()
+                if source is not None:
+                    source._released = True
+                    source._greenlet.kill(block=False)
+                    ending.append(source)
 
     def _wake_readers(self) -> None:
         if self._arrival is not None:
@@ -114,6 +152,10 @@ class Observable:
             if self._ended:
                 if self._error is not None:
                     raise self._error
+                if self._released:
+                    raise StreamReleased(f"the stream ended after {index} values: it was cancelled when its last "
+                                         "reader stopped early (take, first, zip); build every stage that reads it "
+                                         "before reading any")
                 return _DONE
             if self._arrival is None:
                 self._arrival = Event()
@@ -166,12 +208,20 @@ class _Reader:
 
     def close(self, cancel_if_last: bool = True) -> None:
         """Stop reading; the source is cancelled if it is still running and no reader is left."""
+        source = self.release(cancel_if_last)
+        if source is not None:
+            source._released = True
+            source.cancel()
+
+    def release(self, cancel_if_last: bool = True) -> Observable | None:
+        """Stop reading; the source if it is to be cancelled (running still, no reader left)."""
         if not self.open:
-            return
+            return None
         self.open = False
         self.source._open_readers -= 1
         if cancel_if_last and not self.source._open_readers and not self.source._ended:
-            self.source.cancel()
+            return self.source
+        return None
 
 
 def just(*values: Any) -> Observable:
@@ -213,7 +263,7 @@ def _drain(reader: _Reader, emit: Callable[[Any], None], outcomes: Queue) -> Non
     try:
         for value in reader:
             emit(value)
-    except CALL_ERRORS as exc:  # noqa: BLE001 - handed to the merging stage
+    except STAGE_ERRORS as exc:  # noqa: BLE001 - handed to the merging stage
         outcomes.put(_Failure(exc))
     else:
         outcomes.put(_DONE)
@@ -264,7 +314,7 @@ def flat_map(source: Observable, function: Callable[[Any], Observable]) -> Obser
                         inner.close()
                         return
                     drains.append(spawn(_drain, inner, emit, outcomes))
-            except CALL_ERRORS as exc:  # noqa: BLE001 - handed to the stage
+            except STAGE_ERRORS as exc:  # noqa: BLE001 - handed to the stage
                 outcomes.put(_Failure(exc))
             else:
                 outcomes.put(_DONE)
@@ -276,12 +326,13 @@ def flat_map(source: Observable, function: Callable[[Any], Observable]) -> Obser
 
 
 def zip(*sources: Observable, combine: Callable[..., Any] = lambda *values: values) -> Observable:  # noqa: A001
-    """``combine`` of the i-th value of every source, for as long as all have one."""
+    """``combine`` of the i-th value of every source, for as long as all have one (so
+    nothing, of no source: Rx's ``zip()``)."""
     readers = [_Reader(source) for source in sources]  # the longer are released where the shortest ended
 
     def produce(emit: Callable[[Any], None]) -> None:
         iterators = [iter(reader) for reader in readers]
-        while True:
+        while iterators:
             row = []
             for iterator in iterators:
                 try:
@@ -346,5 +397,5 @@ def catch(source: Observable, handler: Callable[[BaseException], Any]) -> Observ
     return Observable(produce, [reader])
 
 
-__all__ = ["MAX_KEPT_VALUES", "Observable", "ReplayLost", "catch", "filter", "first", "flat_map", "from_call",
-           "just", "map", "merge", "take", "to_list", "zip"]
+__all__ = ["MAX_KEPT_VALUES", "Observable", "ReplayLost", "StreamReleased", "catch", "filter", "first", "flat_map",
+           "from_call", "just", "map", "merge", "take", "to_list", "zip"]

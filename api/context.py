@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterator, Sequence
 
@@ -56,12 +57,21 @@ class RequestContext:
     log_overflow: int = 0
     #: request-scoped collapsing (api.collapsing.RequestBatcher), made on first use
     batcher: Any = None
+    #: the request's composition streams (api.compose.Observable) still alive
+    streams: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
     def record(self, command: str, events: Sequence[Event], latency_ms: float) -> None:
         if len(self.log) < MAX_LOGGED_COMMANDS:
             self.log.append(_logged_command(command, tuple(events), round(latency_ms, 3)))
         else:
             self.log_overflow += 1
+
+    def end_streams(self) -> None:
+        """Cancel the request's streams still running: once it is answered, one that nobody
+        reads would wait for ever for a reader to make room (its greenlets, and what it
+        holds, with it)."""
+        for stream in list(self.streams):
+            stream.cancel()
 
     def log_line(self) -> str:
         """Hystrix's one-line request log: ``GetUser[SUCCESS][3ms], GetRatings[TIMEOUT, FALLBACK_SUCCESS][200ms]``."""
@@ -108,7 +118,9 @@ def future_of(function: Callable[..., Any], *args: Any) -> AsyncResult:
             future.set(function(*args))
         except CALL_ERRORS as exc:  # noqa: BLE001 - handed to the future's owner
             future.set_exception(exc)  # a Timeout raised in the call too: the future must resolve
-        except BaseException as exc:  # killed (GreenletExit), or the process is exiting
+        except SystemExit as exc:  # the future's owner raises it; let out here, gevent would end the process
+            future.set_exception(exc)
+        except BaseException as exc:  # killed (GreenletExit)
             future.set_exception(exc)
             raise
 

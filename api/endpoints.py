@@ -111,7 +111,9 @@ def _load(name: str, file: Path, stamp: tuple[int, int]) -> LoadedModule:
         if spec is None:
             raise ImportError(f"no loader for {file.name}")
         module: ModuleType = importlib.util.module_from_spec(spec)
-        code = compile(file.read_bytes(), str(file), "exec")
+        # dont_inherit: not this module's `from __future__ import annotations` (every
+        # annotation in the endpoint a string: singledispatch, get_type_hints fail on them)
+        code = compile(file.read_bytes(), str(file), "exec", dont_inherit=True)
         sys.modules[module_name] = module
         exec(code, module.__dict__)  # noqa: S102 - the operator's own endpoint module
         routes = getattr(module, "ROUTES", None)

@@ -20,13 +20,12 @@ from urllib.parse import parse_qsl
 import gevent
 import gevent.socket
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
 
 from api.compose import Observable
 from api.context import request_context
 from api.endpoints import EndpointDirectory, EndpointRequest, where_in_endpoints
 from api.errors import BadRequest, CommandError, CommandTimeout, Rejected, ShortCircuited
-from api.http_handler import DeadlineHandler
+from api.http_handler import DeadlineHandler, DrainingServer
 from api.observability import WSGIApp, make_feed, observability_apps, route
 from shared.config import Config
 from shared.logging import LOG_EACH_CALL, get_logger
@@ -137,6 +136,7 @@ class Front:
                 return status, {"error": error, "path": path}
             finally:
                 deadline.close()
+                context.end_streams()
             if context.log and LOG_EACH_CALL:
                 log.debug("request_commands", path=path, commands=context.log_line())
         return status, body
@@ -187,11 +187,12 @@ def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
 
 def _result(value: Any) -> tuple[int, Any]:
     """A handler's answer as (status, JSON-able body): ``(status, body)`` when the first
-    of a pair is an HTTP status (an int from 100 to 599, not a bool), else 200. An
+    of a pair is a final HTTP status (an int from 200 to 599, not a bool: a 1xx is
+    interim and has no body), else 200. An
     Observable is read first, so one that emits ``(status, body)`` sets the status too."""
     if isinstance(value, Observable):
         value = value.get()
-    if isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and 100 <= value[0] <= 599:
+    if isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and 200 <= value[0] <= 599:
         status, value = value
     else:
         status = 200
@@ -223,7 +224,7 @@ def serve(config: Config) -> None:
     request_timeout_s = config.front_setting("request_timeout_s")
     front = Front(EndpointDirectory(directory), observability_apps(feed, config.front_setting("access_token")),
                   request_timeout_s)
-    server = WSGIServer(listener(config.front_setting("listen")), front,
+    server = DrainingServer(listener(config.front_setting("listen")), front,
                         spawn=Pool(MAX_CONCURRENT_REQUESTS), handler_class=DeadlineHandler, log=None)
     # On SIGTERM, stop taking connections and give what is being served its deadline to
     # finish. gevent's own stop_timeout, 1 s, cut longer requests off with a bare 500;

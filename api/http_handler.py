@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import gevent
-from gevent.pywsgi import WSGIHandler
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 #: Longest one write may wait for the client to read: generous, since a view of a
 #: thousand commands is a few hundred kilobytes and may cross a slow link.
@@ -122,13 +122,27 @@ class DeadlineHandler(WSGIHandler):
 
     def read_requestline(self) -> str:
         if self._requests_awaited:  # kept alive: idle until the next request's first byte
+            if _draining(self.server):
+                return ""  # the server is stopping: no new request on this connection (gevent closes it)
             self._reads.until(time.monotonic() + self.idle_timeout_s,
                               f"sent no new request for {self.idle_timeout_s:g} s")
-            self.rfile.peek(1)  # gevent closes the connection on an error reading a request line
+            idle = getattr(self.server, "idle", None)
+            if idle is not None:
+                idle.add(gevent.getcurrent())
+            try:
+                self.rfile.peek(1)  # gevent closes the connection on an error reading a request line
+            finally:
+                if idle is not None:
+                    idle.discard(gevent.getcurrent())
         self._requests_awaited += 1
         self._reads.until(time.monotonic() + self.read_timeout_s,
                           f"did not send its whole request within {self.read_timeout_s:g} s")
         return super().read_requestline()
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if _draining(self.server):  # the server is stopping: this answer is the connection's last
+            headers = [*headers, ("Connection", "close")]
+        return super().start_response(status, headers, exc_info)
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - gevent's name
         """The request's headers, read from ``fp`` up to MAX_HEADER_BYTES."""
@@ -148,3 +162,31 @@ class DeadlineHandler(WSGIHandler):
         timed_out = socket.timeout(errno.ETIMEDOUT, f"the client read nothing for {self.write_timeout_s:g} s")
         with gevent.Timeout(self.write_timeout_s, timed_out):
             super()._sendall(data)  # type: ignore[misc]  # not in gevent's stubs
+
+
+class DrainingServer(WSGIServer):
+    """gevent's WSGI server, whose ``stop()`` also lets kept-alive connections go.
+
+    gevent's stops accepting and waits (``stop_timeout``) for its connections to end; a
+    kept-alive one idles until IDLE_TIMEOUT_S, past the wait, so every stop waited it out,
+    and a request sent on such a connection meanwhile was served, then killed at the end
+    of the wait with a bare 500. Here a stop closes the idle connections at once, ends
+    each connection after the answer it is giving (``Connection: close``), and takes no
+    new request on one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        #: greenlets of kept-alive connections waiting for their next request
+        self.idle: set[gevent.Greenlet] = set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.draining = True
+        for greenlet in list(self.idle):
+            greenlet.kill(block=False)  # it waits on the network: nothing half-done is lost
+        super().stop(timeout)
+
+
+def _draining(server: Any) -> bool:
+    return getattr(server, "draining", False)

@@ -291,3 +291,89 @@ def test_an_observable_of_a_command_read_by_two_stages_runs_the_command_once(tmp
         assert runs == [7]
     finally:
         client.close()
+
+
+def test_take_of_a_zip_of_nothing_is_empty_and_the_process_goes_on():
+    """zip() of no source emitted () for ever; once take() ended it, its producer emitted into
+    the ended stream without yielding, and no other greenlet (a request's deadline) ever ran."""
+    ticked = []
+    ticker = gevent.spawn_later(0.05, ticked.append, True)
+    with gevent.Timeout(5):
+        assert compose.take(compose.zip(), 3).get() == []
+        assert compose.first(compose.zip(), default=None).get() is None
+        ticker.join()
+    assert ticked == [True]
+
+
+def test_a_producer_emitting_into_a_cancelled_stream_stops_at_once():
+    emitted = []
+
+    def produce(emit):
+        for value in range(1_000_000):
+            emitted.append(value)
+            emit(value)
+
+    stream = Observable(produce)
+    assert compose.take(stream, 1).get() == 0
+    gevent.sleep(0.05)
+    assert stream._ended and len(emitted) <= compose.BUFFER + 2
+
+
+def test_system_exit_in_a_stage_is_the_streams_error_not_the_process_end():
+    """Let out of a stage's greenlet, gevent gives SystemExit to the main greenlet: a front exits."""
+    def leave(value):
+        raise SystemExit(3)
+
+    def request(stream_of) -> str:
+        try:
+            stream_of().get()
+        except SystemExit:
+            return "the request's own error"
+        return "no error"
+
+    for stream_of in (lambda: compose.map(just(1), leave),
+                      lambda: compose.merge(compose.map(just(1), leave), just(2))):
+        served = gevent.spawn(request, stream_of)
+        served.join(5)  # a SystemExit let out of a stage's greenlet would be raised here, in the main one
+        assert served.value == "the request's own error"
+
+
+def test_a_reader_after_its_stream_was_released_gets_an_error_not_a_short_stream():
+    """The last reader stopping early cancels the stream; a later reader saw a clean end of
+    whatever had been made: a truncated stream passed off as whole."""
+    users = compose.merge(just(1), slow(2, 0.05), slow(3, 0.05))
+    assert compose.first(users).get() == 1
+    with gevent.Timeout(5), pytest.raises(compose.StreamReleased, match="build every stage that reads it"):
+        users.get()
+
+
+def test_a_stream_cancelled_by_its_caller_ends_cleanly_for_a_later_reader():
+    stream = slow(1, 0.5)
+    stream.cancel()
+    assert stream.get() == []
+
+
+def test_a_long_chain_of_stages_is_cancelled_without_running_out_of_stack():
+    """Cancelling recursed through every stage: 400 of them ran out of stack and left the source running."""
+    source = compose.from_call(lambda: gevent.sleep(10))
+    chain = source
+    for _ in range(400):
+        chain = compose.map(chain, lambda value: value)
+    with gevent.Timeout(5):
+        assert compose.take(chain, 0).get() == []
+        source._greenlet.join()  # killed: not its 10 s
+    assert source._ended and source._greenlet.dead
+
+
+def test_a_request_context_ends_its_streams_nobody_reads():
+    """An endpoint that reads one value of a merge of many and answers left the rest waiting
+    for a reader for ever (2,000 greenlets of one request)."""
+    with request_context() as context:
+        merged = compose.merge(*[just(i) for i in range(3000)])
+        for value in merged.values():
+            break
+        assert not merged._ended
+        context.end_streams()
+    with gevent.Timeout(5):
+        merged._greenlet.join()
+    assert merged._ended and merged._greenlet.dead

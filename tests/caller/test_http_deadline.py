@@ -18,7 +18,7 @@ from gevent.pywsgi import WSGIServer
 from api.dashboard import Streams
 from api.endpoints import EndpointDirectory
 from api.front import Front
-from api.http_handler import MAX_HEADER_BYTES, DeadlineHandler
+from api.http_handler import MAX_HEADER_BYTES, DeadlineHandler, DrainingServer
 
 
 class BigViewFeed:
@@ -282,3 +282,54 @@ def test_headers_over_the_bound_are_answered_431_and_the_connection_closed(front
         finally:
             ok.close()
     assert capsys.readouterr().err == ""
+
+
+SLOW = textwrap.dedent('''
+    import gevent
+
+    def slow(request):
+        gevent.sleep(0.5)
+        return {"done": True}
+
+    ROUTES = {"slow": slow}
+''')
+
+
+def test_a_stop_closes_idle_kept_alive_connections_at_once(front):
+    """gevent's stop() waited its whole stop_timeout for a kept-alive connection idling
+    (15 s idle bound against an 11 s wait), then killed it."""
+    server = DrainingServer(("127.0.0.1", 0), front, handler_class=DeadlineHandler, log=None)
+    server.start()
+    sock = _connect(server)
+    try:
+        sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
+        assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+        started_s = time.monotonic()
+        server.stop(timeout=PATIENCE_S)
+        assert time.monotonic() - started_s < PATIENCE_S / 2, "the stop waited out the idle connection"
+        assert _seconds_until_closed(sock) < PATIENCE_S
+    finally:
+        sock.close()
+        server.stop(timeout=0)
+
+
+def test_a_request_served_while_stopping_is_answered_whole_and_is_the_connections_last(tmp_path):
+    (tmp_path / "s.py").write_text(SLOW)
+    server = DrainingServer(("127.0.0.1", 0), Front(EndpointDirectory(tmp_path)), handler_class=DeadlineHandler,
+                            log=None)
+    server.start()
+    sock = _connect(server)
+    try:
+        sock.sendall(b"GET /s/slow HTTP/1.1\r\nHost: front\r\n\r\n")
+        gevent.sleep(0.2)  # the request is being served
+        stopping = gevent.spawn(server.stop, PATIENCE_S)
+        received = b""
+        with gevent.Timeout(PATIENCE_S):
+            while chunk := sock.recv(4096):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK") and received.endswith(b'{"done": true}')
+        assert b"\r\nConnection: close\r\n" in received
+        stopping.join(PATIENCE_S)
+    finally:
+        sock.close()
+        server.stop(timeout=0)
