@@ -372,6 +372,7 @@ class Client:
             raise Rejected(f"{error}; its fallback was rejected: {fallback_max} already run (fallback_max)",
                            command=key, dependency=error.dependency, cause=error.cause,
                            failure=Event.FALLBACK_REJECTED) from error
+        command._execution_error = error  # fallback() may ask why it runs
         try:
             value = command.fallback()
         except Exception as exc:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import copy
 import inspect
 import typing
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gevent.event import AsyncResult
 
 from shared import protocol
 from shared.config import COMMAND_SETTINGS, ConfigError
+
+if TYPE_CHECKING:
+    from api.errors import CommandError
 
 #: Class attributes that belong to the command's definition, not its arguments.
 RESERVED_NAMES = frozenset({"dependency", "key", "collapse"}) | frozenset(COMMAND_SETTINGS)
@@ -49,6 +52,8 @@ class Command:
     _field_defaults: ClassVar[dict[str, Any]] = {}
     #: Fields whose default is a list or dict, copied for each command.
     _copied_defaults: ClassVar[frozenset[str]] = frozenset()
+    #: Why this call falls back, set just before fallback() runs (see execution_error).
+    _execution_error: CommandError | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,8 +153,19 @@ class Command:
         raise NotImplementedError(f"{type(self).key} must define run()")
 
     def fallback(self) -> Any:
-        """The answer when run() fails, times out, is rejected or short-circuited."""
+        """The answer when run() fails, times out, is rejected or short-circuited; which
+        of them, and the remote cause, is :attr:`execution_error`."""
         raise NotImplementedError  # replaced in subclasses; see has_fallback()
+
+    @property
+    def execution_error(self) -> CommandError | None:
+        """In :meth:`fallback`: why this call falls back, as Hystrix's
+        ``getExecutionException()`` says it. A :class:`~api.errors.CommandError`, whose
+        ``failure`` is the event (``TIMEOUT``, ``FAILURE``, ``SHORT_CIRCUITED``,
+        ``THREAD_POOL_REJECTED``, ...) and ``cause`` the remote exception's type and
+        message, if any; a fallback may answer a timeout otherwise than a failure. None
+        before the call ends."""
+        return self._execution_error
 
     def cache_key(self) -> Any:
         """A key to de-duplicate identical calls within one request context; None = off."""

@@ -223,3 +223,25 @@ def test_a_runtime_semaphore_max_applies_to_the_next_semaphore_call(client):
     with pytest.raises(Rejected, match="1 calls already run"):
         Sleeps(seconds=0.0).execute(client)
     assert first.get() == "done"
+
+
+class SaysWhy(Command):
+    """A fallback that answers by why it runs, as Hystrix's getExecutionException() lets it."""
+
+    timeout_s = 0.05
+    seconds: float = 0.0
+
+    def run(self) -> str:
+        gevent.sleep(self.seconds)
+        raise ConnectionError("db down")
+
+    def fallback(self) -> tuple[str, str | None]:
+        error = self.execution_error
+        assert error is not None
+        return error.failure.value, str(error.cause) if error.cause else None
+
+
+def test_a_fallback_knows_why_it_runs(client):
+    assert SaysWhy().execution_error is None
+    assert SaysWhy().execute(client) == ("FAILURE", "ConnectionError: db down")
+    assert SaysWhy(seconds=1.0).execute(client) == ("TIMEOUT", None)
