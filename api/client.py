@@ -34,6 +34,12 @@ from shared.logging import LOG_EACH_CALL, get_logger
 
 log = get_logger("api.client")
 
+#: How long past a remote call's timeout its caller waits for the broker's answer before
+#: it times out on its own (the broker answers TIMEOUT at its own deadline, a transit
+#: later): within it, caller and broker count one outcome. The caller's bound is the
+#: timeout plus this.
+BROKER_VERDICT_GRACE_S = 0.025
+
 #: The events of a call that succeeded, and of one refused as a bad request: shared
 #: tuples, as most calls end with one event.
 _SUCCEEDED: tuple[Event, ...] = (Event.SUCCESS,)
@@ -229,7 +235,12 @@ class Client:
         else:
             member = self._collapse_in_request(command, timeout_s)
             waiter = member.waiter
-        timer = self._timers.start(timeout_s)  # a reused libev timer, as on the semaphore path
+        # A reused libev timer, as on the semaphore path. Past the timeout by a little: the
+        # broker's deadline starts when it reads the call, so its verdict (a late SUCCESS
+        # too) comes a transit after the caller's; taken, the caller's outcome is the one
+        # the breaker and the stream count (else a dependency just under its timeout,
+        # whose callers all fell back, counted SUCCESS and never tripped its breaker).
+        timer = self._timers.start(timeout_s + BROKER_VERDICT_GRACE_S)
         try:
             reply = waiter.get()
         except gevent.Timeout as exc:

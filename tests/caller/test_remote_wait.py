@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 from api import Client, Command
+from api.client import BROKER_VERDICT_GRACE_S
 from api.errors import CommandTimeout
 from shared import protocol
 from shared.config import parse
@@ -124,3 +125,25 @@ def test_a_caller_killed_while_it_waits_forgets_its_call(client: Client) -> None
     caller.kill()
 
     assert client.connection.pending_calls == 0  # no reply will be read: none is waited for
+
+
+def test_the_brokers_answer_a_little_past_the_timeout_is_the_outcome(stand_in: StandIn, client: Client) -> None:
+    """The broker's deadline starts when it reads the call, a transit after the caller's:
+    a caller that timed out at its own would fall back on a call the broker counted SUCCESS."""
+    sent_s = time.monotonic()
+
+    def answer_just_late() -> None:
+        gevent.sleep(max(0.0, sent_s + Remote.timeout_s + 0.002 - time.monotonic()))
+        stand_in.answer_next({"ok": 1})
+
+    answering = gevent.spawn(answer_just_late)
+    assert Remote().execute(client=client) == {"ok": 1}
+    answering.join()
+
+
+def test_a_silent_broker_times_out_its_caller_within_the_grace(client: Client) -> None:
+    started_s = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        Remote().execute(client=client)
+    waited_s = time.monotonic() - started_s
+    assert Remote.timeout_s + BROKER_VERDICT_GRACE_S * 0.9 <= waited_s < Remote.timeout_s + 1.0
