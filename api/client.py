@@ -369,6 +369,9 @@ class Client:
             settings = (self.setting(command_class, "semaphore_max"), self.timeout_s(command_class),
                         self.setting(command_class, "breaker_sleep_s"))
             self._run_here_settings[command_class] = settings
+            # The broker holds its breaker: it must know what the class sets (a worker's READY
+            # says so of pool commands; none runs this one)
+            self._primary.declare(command_class.key, command_class.class_settings())
         return settings
 
     def _fall_back(self, command: Command, error: CommandError, events: list[Event]) -> Any:

@@ -50,6 +50,9 @@ os.register_at_fork(after_in_child=_count_fork)
 BROKER_SILENT_S = 0.75
 #: How often the watcher checks the broker is heard, and sends outcome reports.
 BROKER_CHECK_S = 0.1
+#: The class settings of semaphore commands are sent again this often (a broker restarted
+#: meanwhile has forgotten them), and at once when one is new.
+DECLARE_INTERVAL_S = 5.0
 #: While the broker stays silent, its sockets are made again this often.
 RECONNECT_INTERVAL_S = 5.0
 
@@ -72,6 +75,10 @@ class BrokerConnection:
         self._pool_of_call: dict[int, str] = {}
         self.breakers = BreakerView()
         self.reports = OutcomeReports()
+        #: class settings of the semaphore commands run through this broker, key -> settings
+        #: (at most protocol.MAX_DECLARED_COMMANDS), sent with the reports (_send_declared)
+        self.declared: dict[str, dict[str, Any]] = {}
+        self._declared_sent: tuple[int, float] = (0, float("-inf"))  # (how many, when)
         self.broker_down = False
         self.overrides: dict[str, Any] = {}
         self._pending: dict[int, ReplyWaiter] = {}
@@ -269,7 +276,25 @@ class BrokerConnection:
     def _silent(self) -> bool:
         return time.monotonic() - self._heard_s > BROKER_SILENT_S
 
+    def declare(self, command_key: str, settings: dict[str, Any]) -> None:
+        """Tell the broker what a semaphore command's class sets (its breaker's settings
+        among them): no worker runs it, so no READY says so. Sent by the watcher."""
+        if settings and command_key not in self.declared and len(self.declared) < protocol.MAX_DECLARED_COMMANDS:
+            self.declared[command_key] = settings
+
+    def _send_declared(self) -> None:
+        """Every declared class setting, when one is new and again every DECLARE_INTERVAL_S,
+        so that a restarted broker (or another one taking over) learns them again."""
+        count, sent_s = self._declared_sent
+        now_s = time.monotonic()
+        if not self.declared or (len(self.declared) == count and now_s - sent_s < DECLARE_INTERVAL_S):
+            return
+        if not self.broker_down and self._calls is not None:
+            self._requests.send_after(protocol.declare(self.declared))
+            self._declared_sent = (len(self.declared), now_s)
+
     def _send_reports(self) -> None:
+        self._send_declared()  # before the outcomes they are settings of
         outcomes = self.reports.take()
         if outcomes and not self.broker_down and self._calls is not None:
             self._requests.send_after(protocol.report(outcomes))

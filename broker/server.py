@@ -229,6 +229,8 @@ class Broker(WorkerMembership):
             self._on_request(caller, message, batch=True)  # type: ignore[arg-type]
         elif kind is protocol.Report:
             self.reported.receive(message)  # type: ignore[arg-type]
+        elif kind is protocol.Declare:  # semaphore commands: no worker says what their classes set
+            self.commands.learn_class_settings(message.commands, pool="")  # type: ignore[union-attr]
         elif message is not None:
             protocol.log_unexpected(log, self.dropped_lines, "front", kind.__name__)
 

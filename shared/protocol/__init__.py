@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES
 from shared.protocol.messages import (
-    COALESCE_ITEMS, MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NESTING,
+    COALESCE_ITEMS, MAX_BATCH, MAX_BEAT, MAX_DECLARED_COMMANDS, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NESTING,
     MAX_PAYLOAD_BYTES, MAX_REPORT_OUTCOMES, MAX_SLOTS, MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL,
     STATE_TOPIC, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos, Collapsible, Control, ControlReply,
-    Item, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Request, Requests, Result,
+    Declare, Item, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Request, Requests, Result,
     Results, Signal, Snapshot, Stats,
 )
 from shared.protocol.values import (
@@ -37,7 +37,7 @@ from shared.protocol.values import (
     pack_batch_results, split_by_size, undecodable_key, unpack_batch, unpack_batch_results,
 )
 from shared.protocol.encoding import (
-    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control,
+    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control, declare,
     control_reply, fit, metrics, ready, replies, reply, report, request, requests, result, results, signal,
     snapshot, stats,
 )
@@ -49,12 +49,12 @@ __all__ = [
     "CALL_OUTCOMES", "WORKER_OUTCOMES", "PROTOCOL", "MAX_PAYLOAD_BYTES", "MAX_HEADER_BYTES", "MAX_NAME_CHARS",
     "MAX_TIMEOUT_MS", "MAX_SLOTS", "MAX_CALL_ID", "MAX_BEAT", "Beat", "beat", "MAX_NESTING", "Kind", "ProtocolError", "Request", "Reply",
     "Collapsible", "BatchRequest", "Batch", "Ready", "Call", "Result", "Requests", "Calls", "Replies",
-    "Results", "Signal", "BreakerChange", "Snapshot", "Metrics", "Chaos", "Report", "Stats", "Control",
-    "ControlReply", "Message", "MAX_BATCH", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES", "MAX_COALESCED",
+    "Results", "Signal", "BreakerChange", "Snapshot", "Metrics", "Chaos", "Report", "Declare", "Stats", "Control",
+    "ControlReply", "Message", "MAX_BATCH", "MAX_DECLARED_COMMANDS", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES", "MAX_COALESCED",
     "COALESCE_ITEMS", "STATE_TOPIC", "METRICS_TOPIC", "Item", "encode_value", "undecodable_key", "decode_value", "encode_error",
     "decode_error", "pack_batch", "FRAMING_BYTES_PER_CALL", "split_by_size", "unpack_batch",
     "pack_batch_results", "unpack_batch_results", "request", "reply", "collapsible", "batch_request", "batch",
     "ready", "call", "result", "requests", "calls", "replies", "results", "signal", "breaker_change",
-    "snapshot", "fit", "metrics", "chaos", "report", "stats", "control", "control_reply", "HEARTBEAT",
+    "snapshot", "fit", "metrics", "chaos", "report", "declare", "stats", "control", "control_reply", "HEARTBEAT",
     "STATE_HEARTBEAT", "DROPPED_LOG_INTERVAL_S", "decode", "decode_or_log", "log_malformed", "log_unexpected", "decode_metrics",
 ]

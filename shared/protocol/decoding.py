@@ -13,9 +13,9 @@ from shared.protocol.fields import (
     _KIND_BY_VALUE, _SCALAR_TYPES, _check_nesting, _expect_fields, _int, _milliseconds, _name, _outcome, _payload,
 )
 from shared.protocol.messages import (
-    MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
+    MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_DECLARED_COMMANDS, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
     MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos,
-    Collapsible, Control, ControlReply, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests,
+    Collapsible, Control, ControlReply, Declare, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests,
     Request, Result, Results, Signal, Snapshot, Stats,
 )
 from shared.protocol.values import decode_value
@@ -157,10 +157,7 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
         raise ProtocolError("commands must be a map of command names")
     if len(commands) > 10_000:
         raise ProtocolError("a worker may register at most 10000 commands")
-    for name, settings in commands.items():
-        _name("command", name)
-        if not isinstance(settings, dict) or not all(type(key) is str for key in settings):
-            raise ProtocolError(f"settings of command {name!r} must be a map of names")
+    _check_command_settings(commands)
     return Ready(
         _name("dependency", fields[0]),
         _int("slots", fields[1], 1, MAX_SLOTS),
@@ -168,6 +165,23 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
         commands,
         _call_ids("running", body["running"]),
     )
+
+
+def _check_command_settings(commands: dict[Any, Any]) -> None:
+    """Command names, each with a map of setting names (the broker checks the values)."""
+    for name, settings in commands.items():
+        _name("command", name)
+        if not isinstance(settings, dict) or not all(type(key) is str for key in settings):
+            raise ProtocolError(f"settings of command {name!r:.50} must be a map of names")
+
+
+def _decode_declare(kind: Kind, fields: list[Any], payload: bytes | None) -> Declare:
+    _expect_fields(fields, ())
+    commands = _decode_map(payload)
+    if len(commands) > MAX_DECLARED_COMMANDS:
+        raise ProtocolError(f"a caller may declare at most {MAX_DECLARED_COMMANDS} commands")
+    _check_command_settings(commands)
+    return Declare(commands)
 
 
 def _decode_call(kind: Kind, fields: list[Any], payload: bytes | None) -> Call:
@@ -349,6 +363,7 @@ _DECODERS: dict[Kind, Callable[[Kind, list[Any], bytes | None], Message]] = {
     Kind.SNAPSHOT: _decode_snapshot,
     Kind.CHAOS: _decode_chaos,
     Kind.REPORT: _decode_report,
+    Kind.DECLARE: _decode_declare,
     Kind.STATS: _decode_stats,
     Kind.COLLAPSIBLE: _decode_collapsible,
     Kind.BATCH_REQUEST: _decode_batch_request,

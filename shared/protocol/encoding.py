@@ -171,6 +171,10 @@ def report(outcomes: dict[str, list[list[Any]]]) -> list[bytes]:
     return _frames([Kind.REPORT], encode_value(outcomes))
 
 
+def declare(commands: dict[str, dict[str, Any]]) -> list[bytes]:
+    return _frames([Kind.DECLARE], encode_value(commands))
+
+
 def stats(rss_mb: float, beat: int = 0, holding: tuple[int, ...] | list[int] = ()) -> list[bytes]:
     """The held calls go in the payload: a busy worker's ids (9 bytes each) would not fit
     the header's MAX_HEADER_BYTES."""

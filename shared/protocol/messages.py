@@ -63,6 +63,7 @@ class Kind(enum.IntEnum):
     REQUESTS = 24  # caller -> broker: several REQUESTs, coalesced in one hub iteration
     CALLS = 25  # broker -> worker: several CALLs to one worker, coalesced in one loop turn
     BEAT = 26  # broker -> worker: its heartbeat, numbered; the worker's next STATS echoes the number
+    DECLARE = 27  # caller -> broker: the class settings of the semaphore commands it runs
 
 
 class ProtocolError(ValueError):
@@ -191,6 +192,14 @@ class Report(NamedTuple):
     outcomes: dict[str, list[tuple[Event, float]]]
 
 
+class Declare(NamedTuple):
+    """What a worker's READY says of its commands, said by a caller of semaphore commands:
+    no worker runs those, and their breakers are the broker's."""
+
+    #: command key -> {setting name: value}, as Command.class_settings() gives them
+    commands: dict[str, dict[str, Any]]
+
+
 class Stats(NamedTuple):
     """A worker's heartbeat: its size, and what lets the broker find calls lost on the way
     to it (broker/beats.py)."""
@@ -217,9 +226,11 @@ class ControlReply(NamedTuple):
 
 
 Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlReply | BreakerChange | Snapshot
-           | Chaos | Report | Stats | Collapsible | BatchRequest | Batch | Metrics | Requests | Calls | Replies
+           | Chaos | Report | Declare | Stats | Collapsible | BatchRequest | Batch | Metrics | Requests | Calls | Replies
            | Results | Beat)
 
+#: Most commands in one DECLARE (a caller declares at most this many).
+MAX_DECLARED_COMMANDS = 1000
 #: Most calls in one batch.
 MAX_BATCH = 10_000
 #: Longest collapsing window a caller may ask for.

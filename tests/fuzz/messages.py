@@ -121,6 +121,7 @@ def common_seeds() -> list[Seed]:
         "CHAOS": protocol.chaos({"latency_ms": 5.0, "latency_pct": 10.0}),
         "CHAOS kill": protocol.chaos({}, kill=True),
         "REPORT": protocol.report({DECOY_COMMAND: [["SUCCESS", 1.0], ["FAILURE", 2.5]]}),
+        "DECLARE": protocol.declare({DECOY_COMMAND: {"timeout_s": 0.5, "breaker_volume_threshold": 4}}),
         "STATS": protocol.stats(12.5, 2**40, (2, 3)),
         "BEAT": protocol.beat(2**40),
         "COLLAPSIBLE": protocol.collapsible(4, DECOY_COLLAPSER, DECOY_POOL, 500, "", 5.0, 10, args),

@@ -52,3 +52,22 @@ def test_fallback_events_of_remote_commands_are_reported(make_cluster):
     gevent.joinall(calls, raise_error=True)
     cluster.wait_until(lambda: _command(cluster, "FailWithFallback")["events"] == {
         "FAILURE": 3, "FALLBACK_SUCCESS": 3}, "fallback events to reach the broker")
+
+
+class TunedInMemory(InMemory):
+    """Its breaker's settings in the class, not the config: the broker learns them from
+    the front (no worker runs a semaphore command to say so in its READY)."""
+
+    breaker_volume_threshold = 4
+    breaker_sleep_s = 30.0
+
+
+def test_a_semaphore_commands_class_settings_reach_the_brokers_breaker(make_cluster):
+    cluster = make_cluster()
+    cluster.start_broker()
+    client = cluster.client()
+    assert [TunedInMemory(fail=True).execute(client=client) for _ in range(4)] == ["fallback"] * 4
+    # the default volume threshold (20) would keep it closed after 4 calls
+    cluster.wait_until(lambda: _command(cluster, "TunedInMemory").get("breaker") == "OPEN",
+                       "4 failures to open the breaker, as the class says")
+    assert cluster.status()["commands"]["TunedInMemory"]["retry_in_s"] > 20  # its 30 s sleep window

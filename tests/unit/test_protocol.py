@@ -77,6 +77,18 @@ def test_stats_round_trip_with_the_beat_heard_and_the_calls_held():
     assert protocol.decode(frames) == protocol.Stats(41.3, 2**40 + 3, (7, 9))
 
 
+def test_declare_round_trips_and_is_bounded():
+    commands = {"InMemory": {"breaker_volume_threshold": 4, "timeout_s": 0.2}}
+    assert protocol.decode(protocol.declare(commands)) == protocol.Declare(commands)
+    too_many = {f"C{index}": {} for index in range(protocol.MAX_DECLARED_COMMANDS + 1)}
+    with pytest.raises(protocol.ProtocolError, match="at most 1000 commands"):
+        protocol.decode(protocol.declare(too_many))
+    with pytest.raises(protocol.ProtocolError, match="settings of command 'InMemory' must be a map of names"):
+        protocol.decode(protocol.declare({"InMemory": [1]}))
+    with pytest.raises(protocol.ProtocolError, match="must be a map of names"):
+        protocol.decode(protocol.declare({"InMemory": {1: 2}}))
+
+
 def test_beat_round_trips():
     assert protocol.decode(protocol.beat(2**40)) == protocol.Beat(2**40)
 
