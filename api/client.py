@@ -250,7 +250,8 @@ class Client:
             if not waiter.ready():  # else the reply came in the same loop turn as the deadline
                 _stop_waiting(connection, call_id, member)
                 raise CommandTimeout(
-                    f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s",
+                    f"{command.key} got no answer from pool {command.dependency!r} within {timeout_s:g} s "
+                    f"(and {BROKER_VERDICT_GRACE_S * 1000:g} ms for the broker's)",
                     command=command.key, dependency=command.dependency,
                 ) from None
             reply = cast(protocol.Reply, waiter.value)  # ready(): set, so not None
@@ -313,7 +314,7 @@ class Client:
         payload = protocol.pack_batch(list(index_by_payload))
         call_id, waiter = connection.send_call(lambda call_id: protocol.batch_request(
             call_id, first.key, dependency, max(1, int(timeout_s * 1000)), payload), dependency)
-        if not waiter.wait(timeout_s):
+        if not waiter.wait(timeout_s + BROKER_VERDICT_GRACE_S):  # the broker's verdict decides, as for one call
             connection.forget(call_id)
             return
         reply = waiter.value
@@ -369,9 +370,12 @@ class Client:
             settings = (self.setting(command_class, "semaphore_max"), self.timeout_s(command_class),
                         self.setting(command_class, "breaker_sleep_s"))
             self._run_here_settings[command_class] = settings
-            # The broker holds its breaker: it must know what the class sets (a worker's READY
-            # says so of pool commands; none runs this one)
-            self._primary.declare(command_class.key, command_class.class_settings())
+            # The brokers hold its breaker: they must know what the class sets (a worker's
+            # READY says so of pool commands; none runs this one). Every broker: the one
+            # semaphore commands report to changes when the first heard goes silent.
+            class_settings = command_class.class_settings()
+            for connection in self.brokers.connections:
+                connection.declare(command_class.key, class_settings)
         return settings
 
     def _fall_back(self, command: Command, error: CommandError, events: list[Event]) -> Any:

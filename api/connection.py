@@ -79,6 +79,7 @@ class BrokerConnection:
         #: (at most protocol.MAX_DECLARED_COMMANDS), sent with the reports (_send_declared)
         self.declared: dict[str, dict[str, Any]] = {}
         self._declared_sent: tuple[int, float] = (0, float("-inf"))  # (how many, when)
+        self._declared_full_said = False
         self.broker_down = False
         self.overrides: dict[str, Any] = {}
         self._pending: dict[int, ReplyWaiter] = {}
@@ -279,8 +280,15 @@ class BrokerConnection:
     def declare(self, command_key: str, settings: dict[str, Any]) -> None:
         """Tell the broker what a semaphore command's class sets (its breaker's settings
         among them): no worker runs it, so no READY says so. Sent by the watcher."""
-        if settings and command_key not in self.declared and len(self.declared) < protocol.MAX_DECLARED_COMMANDS:
-            self.declared[command_key] = settings
+        if not settings or command_key in self.declared:
+            return
+        if len(self.declared) >= protocol.MAX_DECLARED_COMMANDS:
+            if not self._declared_full_said:
+                self._declared_full_said = True
+                log.warning("class_settings_not_declared", broker=self.name, command=command_key,
+                            max_declared_commands=protocol.MAX_DECLARED_COMMANDS)
+            return
+        self.declared[command_key] = settings
 
     def _send_declared(self) -> None:
         """Every declared class setting, when one is new and again every DECLARE_INTERVAL_S,

@@ -22,6 +22,14 @@ log = get_logger("broker.commands")
 
 #: Most command keys tracked at once.
 MAX_COMMAND_KEYS = 10_000
+#: Most keys whose class settings fronts declared (semaphore commands); apart from the
+#: workers' MAX_COMMAND_KEYS, so that fronts cannot fill the table a new pool needs.
+MAX_FRONT_DECLARED_KEYS = 2_000
+#: Most ``bad_class_setting_ignored`` lines one declaration logs (a front sends its own
+#: every few seconds; one of made-up names logged 60,000 lines).
+MAX_BAD_SETTING_LINES = 5
+#: The "pool" of settings fronts declared.
+FRONTS = ""
 #: A command with no call for this long leaves status, the dashboard, the stream and
 #: /metrics (an open breaker never does). Long enough that a quiet command stays in view,
 #: as it does in Hystrix; bounded, so keys a caller makes up do not stay for good.
@@ -146,8 +154,10 @@ class CommandRegistry:
         self._on_transition = on_transition
         #: command key -> settings its class sets, as workers reported them
         self.class_settings: dict[str, dict[str, Any]] = {}
-        #: command key -> the pool whose workers' class settings count for it
+        #: command key -> the pool whose workers' class settings count for it (FRONTS: the
+        #: fronts that run it, a semaphore command)
         self._settings_pool: dict[str, str] = {}
+        self._front_declared_keys = 0
         self._records: KeyedStore[str, CommandRecord] = KeyedStore(
             self._new_record, MAX_COMMAND_KEYS, idle_s=IDLE_COMMAND_S, clock=clock, pinned=_kept)
 
@@ -177,30 +187,52 @@ class CommandRegistry:
         """
         conflicting: list[str] = []
         over_limit = 0
+        bad: list[tuple[str, str, str]] = []
         for key, settings in list(commands.items())[:MAX_COMMAND_KEYS]:
             owner = self._settings_pool.get(key)
             if owner is not None and owner != pool and pool_has_workers(owner):
                 conflicting.append(key)
                 continue
-            if owner is None and len(self._settings_pool) >= MAX_COMMAND_KEYS:
+            if owner is None and self._full(pool):
                 over_limit += 1
                 continue
-            self._settings_pool[key] = pool
+            self._own(key, owner, pool)
             checked = {}
             for name, value in settings.items():
                 try:
                     checked[name] = COMMAND_SETTINGS[name].check(value)
                 except (KeyError, ValueError) as exc:
-                    log.warning("bad_class_setting_ignored", command=key, setting=name, error=str(exc))
+                    bad.append((key, name, str(exc)))
             if self.class_settings.get(key) != checked:
                 self.class_settings[key] = checked
                 record = self._records.peek(key)
                 if record is not None:
                     self._apply_settings(record)
+        for index, (key, name, error) in enumerate(bad[:MAX_BAD_SETTING_LINES]):
+            more = len(bad) - MAX_BAD_SETTING_LINES if index == MAX_BAD_SETTING_LINES - 1 else 0
+            log.warning("bad_class_setting_ignored", command=key, setting=name, error=error,
+                        **({"more_not_logged": more} if more > 0 else {}))
         if conflicting or over_limit:
-            log.warning("class_settings_refused", pool=pool, conflicting=len(conflicting),
+            log.warning("class_settings_refused", pool=pool or "(fronts)", conflicting=len(conflicting),
                         commands=conflicting[:10], owners=sorted({self._settings_pool[key] for key in conflicting})[:10],
-                        over_key_limit=over_limit, max_command_keys=MAX_COMMAND_KEYS)
+                        over_key_limit=over_limit,
+                        max_command_keys=MAX_FRONT_DECLARED_KEYS if pool == FRONTS else MAX_COMMAND_KEYS)
+
+    def learn_front_declared(self, commands: dict[str, dict[str, Any]]) -> None:
+        """Take the class attributes a front declared for the semaphore commands it runs
+        (protocol DECLARE). Never for a key a pool's workers declared: a front, buggy or
+        not, cannot set a pool command's breaker (``breaker_force``, its thresholds)."""
+        self.learn_class_settings(commands, FRONTS, pool_has_workers=lambda owner: owner != FRONTS)
+
+    def _full(self, pool: str) -> bool:
+        """No room for one more key declared by ``pool`` (fronts and workers apart)."""
+        if pool == FRONTS:
+            return self._front_declared_keys >= MAX_FRONT_DECLARED_KEYS
+        return len(self._settings_pool) - self._front_declared_keys >= MAX_COMMAND_KEYS
+
+    def _own(self, key: str, owner: str | None, pool: str) -> None:
+        self._front_declared_keys += (pool == FRONTS) - (owner == FRONTS)
+        self._settings_pool[key] = pool
 
     def reconfigure(self, config: Config) -> None:
         self.config = config

@@ -230,7 +230,7 @@ class Broker(WorkerMembership):
         elif kind is protocol.Report:
             self.reported.receive(message)  # type: ignore[arg-type]
         elif kind is protocol.Declare:  # semaphore commands: no worker says what their classes set
-            self.commands.learn_class_settings(message.commands, pool="")  # type: ignore[union-attr]
+            self.commands.learn_front_declared(message.commands)  # type: ignore[union-attr]
         elif message is not None:
             protocol.log_unexpected(log, self.dropped_lines, "front", kind.__name__)
 

@@ -206,9 +206,15 @@ class RollingPercentiles:
         # over the bins cost the broker ~180 ms of its loop per snapshot of 1,000 commands.
         seen_up_to = list(accumulate(self._merged))
         least_ms, greatest_ms = min(self._min_ms), max(self._max_ms)
-        result = {point: min(max(bin_middle_ms(bisect_left(seen_up_to, max(1, math.ceil(total * point / 100)))),
-                                 least_ms), greatest_ms)
-                  for point in points}
+        result = {}
+        for point in points:
+            rank = max(1, math.ceil(total * point / 100))  # nearest rank, as Hystrix's
+            if rank == 1:
+                result[point] = least_ms
+            elif rank >= total:
+                result[point] = greatest_ms
+            else:
+                result[point] = min(max(bin_middle_ms(bisect_left(seen_up_to, rank)), least_ms), greatest_ms)
         self._read = (self._changes, points, result)
         return dict(result)
 

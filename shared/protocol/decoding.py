@@ -13,10 +13,11 @@ from shared.protocol.fields import (
     _KIND_BY_VALUE, _SCALAR_TYPES, _check_nesting, _expect_fields, _int, _milliseconds, _name, _outcome, _payload,
 )
 from shared.protocol.messages import (
-    MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_DECLARED_COMMANDS, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_REPORT_OUTCOMES, MAX_SLOTS,
-    MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos,
-    Collapsible, Control, ControlReply, Declare, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests,
-    Request, Result, Results, Signal, Snapshot, Stats,
+    MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_DECLARED_COMMANDS, MAX_HEADER_BYTES, MAX_NAME_CHARS,
+    MAX_REPORT_OUTCOMES, MAX_SETTINGS_PER_COMMAND, MAX_SLOTS, MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL,
+    Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos, Collapsible, Control, ControlReply, Declare, Kind,
+    Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Requests, Request, Result, Results, Signal,
+    Snapshot, Stats,
 )
 from shared.protocol.values import decode_value
 
@@ -168,11 +169,14 @@ def _decode_ready(kind: Kind, fields: list[Any], payload: bytes | None) -> Ready
 
 
 def _check_command_settings(commands: dict[Any, Any]) -> None:
-    """Command names, each with a map of setting names (the broker checks the values)."""
+    """Command names, each with a map of at most MAX_SETTINGS_PER_COMMAND setting names
+    (the broker checks the names and values)."""
     for name, settings in commands.items():
         _name("command", name)
-        if not isinstance(settings, dict) or not all(type(key) is str for key in settings):
-            raise ProtocolError(f"settings of command {name!r:.50} must be a map of names")
+        if not isinstance(settings, dict) or len(settings) > MAX_SETTINGS_PER_COMMAND \
+                or not all(type(key) is str for key in settings):
+            raise ProtocolError(f"settings of command {name!r:.50} must be a map of at most "
+                                f"{MAX_SETTINGS_PER_COMMAND} names")
 
 
 def _decode_declare(kind: Kind, fields: list[Any], payload: bytes | None) -> Declare:

@@ -231,6 +231,8 @@ Message = (Request | Reply | Ready | Call | Result | Signal | Control | ControlR
 
 #: Most commands in one DECLARE (a caller declares at most this many).
 MAX_DECLARED_COMMANDS = 1000
+#: Most settings one command's class may declare (READY, DECLARE): seawall has 14.
+MAX_SETTINGS_PER_COMMAND = 50
 #: Most calls in one batch.
 MAX_BATCH = 10_000
 #: Longest collapsing window a caller may ask for.

@@ -245,3 +245,15 @@ def test_a_fallback_knows_why_it_runs(client):
     assert SaysWhy().execution_error is None
     assert SaysWhy().execute(client) == ("FAILURE", "ConnectionError: db down")
     assert SaysWhy(seconds=1.0).execute(client) == ("TIMEOUT", None)
+
+
+class TunedNoop(Noop):
+    breaker_volume_threshold = 4
+
+
+def test_a_semaphore_class_is_declared_to_every_broker(two_broker_client):
+    """The broker semaphore commands report to changes when the first heard goes silent:
+    declared to the first only, the second's breaker ignored what the class sets."""
+    TunedNoop().execute(two_broker_client)
+    assert [connection.declared for connection in two_broker_client.brokers.connections] == \
+        [{"TunedNoop": {"breaker_volume_threshold": 4}}] * 2

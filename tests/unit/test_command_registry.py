@@ -306,3 +306,38 @@ def test_reconfigured_window_applies_to_the_event_counts_too(make_registry, cloc
     status = record.status()
     assert status["volume"] == 1
     assert status["events"] == {"FAILURE": 1}
+
+
+def test_a_front_cannot_declare_settings_for_a_pool_command(make_registry):
+    """A DECLARE (fronts, for semaphore commands) naming a pool command's key set its
+    breaker: breaker_force = open from any front opened it for every front."""
+    registry = make_registry()
+    registry.learn_class_settings({"GetRatings": {"breaker_volume_threshold": 5}}, pool="ratings")
+
+    with capture_logs() as logs:
+        registry.learn_front_declared({"GetRatings": {"breaker_force": "open"}, "InMemory": {"timeout_s": 0.2}})
+
+    assert registry.class_settings["GetRatings"] == {"breaker_volume_threshold": 5}
+    assert registry.class_settings["InMemory"] == {"timeout_s": 0.2}
+    assert [(entry["event"], entry["commands"]) for entry in logs] == [("class_settings_refused", ["GetRatings"])]
+
+
+def test_front_declared_keys_are_bounded_apart_from_the_workers(make_registry, monkeypatch):
+    monkeypatch.setattr(commands, "MAX_FRONT_DECLARED_KEYS", 3)
+    monkeypatch.setattr(commands, "MAX_COMMAND_KEYS", 4)
+    registry = make_registry()
+    registry.learn_front_declared({f"Made{index}": {"timeout_s": 0.5} for index in range(10)})
+    assert sorted(registry.class_settings) == ["Made0", "Made1", "Made2"]
+
+    registry.learn_class_settings({f"Pool{index}": {"timeout_s": 0.5} for index in range(4)}, pool="p")
+    assert sorted(key for key in registry.class_settings if key.startswith("Pool")) == [f"Pool{i}" for i in range(4)]
+
+
+def test_bad_class_settings_of_one_declaration_log_a_few_lines_and_a_count(make_registry):
+    registry = make_registry()
+
+    with capture_logs() as logs:
+        registry.learn_front_declared({f"C{index}": {f"made_up_{n}": 1 for n in range(10)} for index in range(10)})
+
+    assert [entry["event"] for entry in logs] == ["bad_class_setting_ignored"] * commands.MAX_BAD_SETTING_LINES
+    assert logs[-1]["more_not_logged"] == 100 - commands.MAX_BAD_SETTING_LINES

@@ -83,10 +83,12 @@ def test_declare_round_trips_and_is_bounded():
     too_many = {f"C{index}": {} for index in range(protocol.MAX_DECLARED_COMMANDS + 1)}
     with pytest.raises(protocol.ProtocolError, match="at most 1000 commands"):
         protocol.decode(protocol.declare(too_many))
-    with pytest.raises(protocol.ProtocolError, match="settings of command 'InMemory' must be a map of names"):
+    with pytest.raises(protocol.ProtocolError, match="settings of command 'InMemory' must be a map of at most 50 names"):
         protocol.decode(protocol.declare({"InMemory": [1]}))
-    with pytest.raises(protocol.ProtocolError, match="must be a map of names"):
+    with pytest.raises(protocol.ProtocolError, match="must be a map of at most 50 names"):
         protocol.decode(protocol.declare({"InMemory": {1: 2}}))
+    with pytest.raises(protocol.ProtocolError, match="must be a map of at most 50 names"):
+        protocol.decode(protocol.declare({"InMemory": {f"made_up_{n}": n for n in range(51)}}))
 
 
 def test_beat_round_trips():
@@ -354,7 +356,7 @@ def test_ready_command_that_is_not_a_name_is_rejected():
 def test_ready_command_settings_that_are_not_a_map_of_names_are_rejected():
     frames = frames_of([Kind.READY, "ratings", 4, 4242], ready_body({"GetRatings": {1: 0.5}}))
 
-    assert decode_error_text(frames) == "READY: settings of command 'GetRatings' must be a map of names"
+    assert decode_error_text(frames) == "READY: settings of command 'GetRatings' must be a map of at most 50 names"
 
 
 def test_unknown_breaker_state_is_rejected():

@@ -486,3 +486,13 @@ def test_percentiles_are_within_two_and_a_half_percent_and_the_extremes_exact(cl
         exact = values[max(1, math.ceil(len(values) * point / 100)) - 1]  # nearest rank
         assert abs(read[point] - exact) <= exact * 0.026, (point, read[point], exact)
     assert (read[0.0], read[100.0]) == (values[0], values[-1])
+
+
+def test_the_least_and_greatest_are_exact_wherever_they_fall_in_their_bins(clock):
+    """Kept within the window's extremes, a bin's middle still stood for p0 or p100 when the
+    least value lay below its bin's middle, or the greatest above it."""
+    percentiles = minute_percentiles(clock)
+    for value in (1.0, 37.0, 500.0):
+        percentiles.add(value)
+    read = percentiles.percentiles([0.0, 100.0])
+    assert read == {0.0: 1.0, 100.0: 500.0}
