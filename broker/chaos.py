@@ -36,7 +36,12 @@ def kill_worker(broker: Broker, pool_name: str) -> int:
     pool = broker.pools.get(pool_name)
     if pool is None or not pool.workers:
         raise KeyError(f"pool {pool_name!r} has no workers to kill")
-    worker = max(pool.workers.values(), key=lambda w: (not w.draining, w.busy))
+    # One told already and not gone yet is passed over: a second kill in a row chose it again
+    alive = [worker for worker in pool.workers.values() if not worker.killed]
+    if not alive:
+        raise KeyError(f"every worker of pool {pool_name!r} was told to die already; none has gone yet")
+    worker = max(alive, key=lambda w: (not w.draining, w.busy))
+    worker.killed = True
     broker.outbox.to_worker(worker.identity, protocol.chaos({}, kill=True))
     log.warning("chaos_kill", dependency=pool_name, worker_pid=worker.pid, holding=worker.busy)
     return worker.pid

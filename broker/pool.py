@@ -41,6 +41,8 @@ class WorkerRecord:
     #: the beat when ghosts were last added: a STATS echoing a later one lists them all
     ghosts_beat: int = 0
     draining: bool = False
+    #: told to die (``seawall chaos kill``): not chosen again while it is still registered
+    killed: bool = False
     calls_served: int = 0
     rss_mb: float = 0.0  # as the worker last reported it
 

@@ -132,3 +132,15 @@ def test_chaos_answers_are_said_in_words_and_json_on_request(broker: Broker) -> 
     assert _format_chaos({"killed_pid": 4242}).startswith("told worker pid 4242 to die as kill -9 would")
     assert _parser().parse_args(["chaos", "kill", "ratings", "--json"]).json
     assert not _parser().parse_args(["chaos", "errors", "ratings", "20"]).json
+
+
+def test_a_second_kill_in_a_row_picks_another_worker(broker: Broker) -> None:
+    """The first worker told to die is still registered a moment later: it was chosen again."""
+    broker.outbox = SimpleNamespace(to_worker=lambda identity, frames: None)  # type: ignore[assignment]
+    broker._on_back([b"w2", *protocol.ready("ratings", 1, 4343, {"GetRatings": {}})])
+
+    killed = [ask(broker, "chaos", mode="kill", dependency="ratings")[1].get("killed_pid") for _ in range(2)]
+    ok, answer = ask(broker, "chaos", mode="kill", dependency="ratings")
+
+    assert sorted(killed) == [4242, 4343]
+    assert not ok and answer["error"] == "every worker of pool 'ratings' was told to die already; none has gone yet"
