@@ -63,8 +63,20 @@ class EndpointDirectory:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self._clock = clock
+        #: the front's own paths (``/metrics``, ``/dashboard``): name -> the path that
+        #: takes a module's routes, if it does (set by the front)
+        self.shadowed_by: Callable[[str], str | None] = lambda name: None
         self._modules: dict[str, LoadedModule] = {}
         self._scanned_s = float("-inf")
+
+    def _shadowed(self, name: str, file: Path, stamp: tuple[int, int]) -> LoadedModule | None:
+        """A module whose paths the front's own serve instead: said, never silently unreachable."""
+        path = self.shadowed_by(name)
+        if path is None:
+            return None
+        error = f"endpoint module {file.name} is shadowed by the front's own {path}: rename it"
+        log.error("endpoint_module_broken", module=name, file=str(file), error=error, where=None)
+        return LoadedModule(name, stamp, error=error)
 
     def resolve(self, path: str) -> tuple[LoadedModule | None, Handler | None]:
         """(the module that owns ``path``, its handler); a module with an error has no handler."""
@@ -95,7 +107,7 @@ class EndpointDirectory:
             stamp = (stat.st_mtime_ns, stat.st_size)
             known = self._modules.get(name)
             if known is None or known.stamp != stamp:
-                self._modules[name] = _load(name, file, stamp)
+                self._modules[name] = self._shadowed(name, file, stamp) or _load(name, file, stamp)
         for gone in set(self._modules) - present:
             del self._modules[gone]
             sys.modules.pop(f"{MODULE_PREFIX}{gone}", None)

@@ -62,6 +62,7 @@ class Front:
                  request_timeout_s: float = 10.0) -> None:
         self.endpoints = endpoints
         self.apps = dict(apps or {})
+        endpoints.shadowed_by = self._shadowing_path
         #: an endpoint that has not answered by then gets 504, and its greenlet is freed
         #: (one stuck for ever, say on an Observable read by two stages, would hold one of
         #: MAX_CONCURRENT_REQUESTS places for good)
@@ -93,6 +94,13 @@ class Front:
             log.info("request_served", path=path, status=status,
                      latency_ms=round((time.monotonic() - started_s) * 1000, 3))
         return [payload]
+
+    def _shadowing_path(self, module_name: str) -> str | None:
+        """The observability path that takes module ``module_name``'s paths, if one does."""
+        for prefix in self.apps:
+            if route({prefix: self.apps[prefix]}, f"/{module_name}/") is not None:
+                return prefix
+        return None
 
     def _respond(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
         if path in ("", "/"):

@@ -293,3 +293,16 @@ def test_an_endpoint_module_keeps_its_own_annotations(tmp_path):
         ROUTES = {"hint": handler}
     '''))
     assert get(Front(EndpointDirectory(tmp_path)), "/a/hint") == ("200 OK", {"hint": "Point"})
+
+
+def test_a_module_the_fronts_own_paths_shadow_is_refused_saying_so(tmp_path):
+    """A module metrics.py loaded and was listed at /, but /metrics/... served Prometheus."""
+    (tmp_path / "metrics.py").write_text('ROUTES = {"x": lambda request: 1}\n')
+    (tmp_path / "ok.py").write_text('ROUTES = {"x": lambda request: 1}\n')
+    directory = EndpointDirectory(tmp_path)
+    Front(directory, {"/metrics": lambda environ, start_response: [b""]})
+
+    assert directory.routes() == ["/ok/x"]
+    module, handler = directory.resolve("/metrics/x")
+    assert handler is None and module is not None
+    assert module.error == "endpoint module metrics.py is shadowed by the front's own /metrics: rename it"
