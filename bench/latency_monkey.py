@@ -248,7 +248,8 @@ def naive_scenario(directory: Path, args: argparse.Namespace, commands: list[str
     chaos_file.write_text("{}")
     os.environ["SEAWALL_NAIVE_CHAOS_FILE"] = str(chaos_file)  # inherited by the naive front
     cluster = Cluster(directory / "naive", {
-        "front": {"listen": f"127.0.0.1:{port}", "endpoints": str(REPO / "endpoints")},
+        # no request deadline to speak of: the naive front shows a front with no protection
+        "front": {"listen": f"127.0.0.1:{port}", "endpoints": str(REPO / "endpoints"), "request_timeout_s": 600.0},
     })
     try:
         cluster.start("naive-front", "-m", "demo.naive_front")
