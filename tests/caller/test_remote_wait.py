@@ -14,7 +14,7 @@ import gevent
 import pytest
 import zmq
 
-from api import Client, Command
+from api import Client, Command, request_context
 from api.client import BROKER_VERDICT_GRACE_S
 from api.errors import CommandTimeout
 from shared import protocol
@@ -147,3 +147,39 @@ def test_a_silent_broker_times_out_its_caller_within_the_grace(client: Client) -
         Remote().execute(client=client)
     waited_s = time.monotonic() - started_s
     assert Remote.timeout_s + BROKER_VERDICT_GRACE_S * 0.9 <= waited_s < Remote.timeout_s + 1.0
+
+
+class Collapsed(Command):
+    """Collapsed within its request: its batch waits for the reply, not its callers."""
+
+    dependency = "stand_in"
+    collapse = "request"
+    collapse_window_ms = 1.0
+    timeout_s = 0.05
+
+    @classmethod
+    def run_batch(cls, calls: list[Command]) -> list[object]:
+        return [None for _ in calls]
+
+
+def test_a_request_scoped_batch_takes_the_brokers_answer_a_little_past_the_timeout(stand_in: StandIn,
+                                                                                  client: Client) -> None:
+    """The batch gave up at its members' deadline itself: its callers fell back on a batch
+    the broker counted SUCCESS."""
+    sent_s = time.monotonic()
+
+    def answer_batch_just_late() -> None:
+        with gevent.Timeout(5):
+            while not stand_in.router.poll(0):
+                gevent.sleep(0.005)
+        caller, *frames = stand_in.router.recv_multipart()
+        batch = protocol.decode(frames)
+        assert type(batch) is protocol.BatchRequest
+        gevent.sleep(max(0.0, sent_s + Collapsed.timeout_s + 0.002 - time.monotonic()))
+        results = protocol.pack_batch_results([(Event.SUCCESS, protocol.encode_value({"ok": 1}))])
+        stand_in.router.send_multipart([caller, *protocol.reply(batch.call_id, Event.SUCCESS, 0.1, results)])
+
+    answering = gevent.spawn(answer_batch_just_late)
+    with request_context():
+        assert Collapsed().execute(client=client) == {"ok": 1}
+    answering.join()
