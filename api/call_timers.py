@@ -100,7 +100,3 @@ class CallTimers:
         oldest = next(iter(self._idle))
         for timer in self._idle.pop(oldest):
             timer.close()
-
-    def __len__(self) -> int:
-        """Idle timers kept, of every timeout."""
-        return sum(len(idle) for idle in self._idle.values())

@@ -78,7 +78,7 @@ class BrokerConnection:
         #: class settings of the semaphore commands run through this broker, key -> settings
         #: (at most protocol.MAX_DECLARED_COMMANDS), sent with the reports (_send_declared)
         self.declared: dict[str, dict[str, Any]] = {}
-        self._declared_sent: tuple[int, float] = (0, float("-inf"))  # (how many, when)
+        self._next_declare_s = 0.0  # 0: at the next flush (one is new)
         self._declared_full_said = False
         self.broker_down = False
         self.overrides: dict[str, Any] = {}
@@ -289,17 +289,15 @@ class BrokerConnection:
                             max_declared_commands=protocol.MAX_DECLARED_COMMANDS)
             return
         self.declared[command_key] = settings
+        self._next_declare_s = 0.0
 
     def _send_declared(self) -> None:
         """Every declared class setting, when one is new and again every DECLARE_INTERVAL_S,
         so that a restarted broker (or another one taking over) learns them again."""
-        count, sent_s = self._declared_sent
         now_s = time.monotonic()
-        if not self.declared or (len(self.declared) == count and now_s - sent_s < DECLARE_INTERVAL_S):
-            return
-        if not self.broker_down and self._calls is not None:
+        if self.declared and now_s >= self._next_declare_s and not self.broker_down and self._calls is not None:
             self._requests.send_after(protocol.declare(self.declared))
-            self._declared_sent = (len(self.declared), now_s)
+            self._next_declare_s = now_s + DECLARE_INTERVAL_S
 
     def _send_reports(self) -> None:
         self._send_declared()  # before the outcomes they are settings of

@@ -63,18 +63,17 @@ class EndpointDirectory:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self._clock = clock
-        #: the front's own paths (``/metrics``, ``/dashboard``): name -> the path that
-        #: takes a module's routes, if it does (set by the front)
-        self.shadowed_by: Callable[[str], str | None] = lambda name: None
+        #: whether the front's own paths (``/metrics``, ``/dashboard``) take a module's
+        #: (set by the front)
+        self.shadowed: Callable[[str], bool] = lambda name: False
         self._modules: dict[str, LoadedModule] = {}
         self._scanned_s = float("-inf")
 
     def _shadowed(self, name: str, file: Path, stamp: tuple[int, int]) -> LoadedModule | None:
         """A module whose paths the front's own serve instead: said, never silently unreachable."""
-        path = self.shadowed_by(name)
-        if path is None:
+        if not self.shadowed(name):
             return None
-        error = f"endpoint module {file.name} is shadowed by the front's own {path}: rename it"
+        error = f"endpoint module {file.name} is shadowed by the front's own /{name}: rename it"
         log.error("endpoint_module_broken", module=name, file=str(file), error=error, where=None)
         return LoadedModule(name, stamp, error=error)
 

@@ -62,7 +62,7 @@ class Front:
                  request_timeout_s: float = 10.0) -> None:
         self.endpoints = endpoints
         self.apps = dict(apps or {})
-        endpoints.shadowed_by = self._shadowing_path
+        endpoints.shadowed = lambda module_name: route(self.apps, f"/{module_name}/") is not None
         #: an endpoint that has not answered by then gets 504, and its greenlet is freed
         #: (one stuck for ever, say on an Observable read by two stages, would hold one of
         #: MAX_CONCURRENT_REQUESTS places for good)
@@ -75,7 +75,6 @@ class Front:
         if app is not None:
             return app(environ, start_response)
         status, body = self._respond(environ, path)
-        headers = [("Content-Type", "application/json")]
         try:
             payload = b"" if status in NO_BODY_STATUSES else \
                 json.dumps(body, default=_not_json, allow_nan=False).encode()
@@ -85,22 +84,12 @@ class Front:
             log.error("endpoint_answer_not_json", path=path, error=f"{type(exc).__name__}: {exc}")
             status, payload = 500, json.dumps({"error": f"the endpoint's answer is not JSON: {exc}",
                                                "path": path}).encode()
-        if status in NO_BODY_STATUSES:
-            headers = []
-        else:
-            headers.append(("Content-Length", str(len(payload))))
-        start_response(f"{status} {_reason(status)}", headers)
+        start_response(f"{status} {_reason(status)}", [] if status in NO_BODY_STATUSES else
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         if status >= 500 or LOG_EACH_CALL:  # one line per request only when asked: fronts serve thousands
             log.info("request_served", path=path, status=status,
                      latency_ms=round((time.monotonic() - started_s) * 1000, 3))
         return [payload]
-
-    def _shadowing_path(self, module_name: str) -> str | None:
-        """The observability path that takes module ``module_name``'s paths, if one does."""
-        for prefix in self.apps:
-            if route({prefix: self.apps[prefix]}, f"/{module_name}/") is not None:
-                return prefix
-        return None
 
     def _respond(self, environ: dict[str, Any], path: str) -> tuple[int, Any]:
         if path in ("", "/"):
@@ -196,8 +185,8 @@ def _request(environ: dict[str, Any], path: str) -> EndpointRequest | None:
 def _result(value: Any) -> tuple[int, Any]:
     """A handler's answer as (status, JSON-able body): ``(status, body)`` when the first
     of a pair is a final HTTP status (an int from 200 to 599, not a bool: a 1xx is
-    interim and has no body), else 200. An
-    Observable is read first, so one that emits ``(status, body)`` sets the status too."""
+    interim and has no body), else 200. An Observable is read first, so one that emits
+    ``(status, body)`` sets the status too."""
     if isinstance(value, Observable):
         value = value.get()
     if isinstance(value, tuple) and len(value) == 2 and type(value[0]) is int and 200 <= value[0] <= 599:

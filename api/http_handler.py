@@ -60,7 +60,7 @@ class _BoundedLines:
 
     def __init__(self, reader: Any, limit_bytes: int) -> None:
         self._reader = reader
-        self._left_bytes = limit_bytes
+        self._limit_bytes = self._left_bytes = limit_bytes
 
     def readline(self, size: int = -1) -> bytes:
         # Never more than one past what is left: a line that does not fit is refused unread.
@@ -68,7 +68,7 @@ class _BoundedLines:
         line: bytes = self._reader.readline(wanted)
         self._left_bytes -= len(line)
         if self._left_bytes < 0:
-            raise HeadersTooLarge(f"request headers over {MAX_HEADER_BYTES} bytes")
+            raise HeadersTooLarge(f"request headers over {self._limit_bytes} bytes")
         return line
 
 

@@ -195,35 +195,29 @@ class UrlStats:
         self.connection_errors = 0
         self.dropped = 0
         self.status_counts: Counter[int] = Counter()
+        #: its 100th percentile is the exact greatest latency: no max of its own is kept
         self.latency = RollingPercentiles(window_s=_WHOLE_RUN_WINDOW_S, buckets=1)
-        self.max_latency_ms = 0.0
 
     def record_answer(self, status: int, latency_ms: float) -> None:
         self.answered += 1
         self.status_counts[status] += 1
-        self._add_latency(latency_ms)
+        self.latency.add(latency_ms)
 
     def record_timeout(self, latency_ms: float) -> None:
         """A request given up after ``latency_ms``: in the percentiles, or they would show
         only the requests fast enough to be answered."""
         self.timed_out += 1
-        self._add_latency(latency_ms)
-
-    def _add_latency(self, latency_ms: float) -> None:
         self.latency.add(latency_ms)
-        self.max_latency_ms = max(self.max_latency_ms, latency_ms)
 
     def summary(self, sending_s: float) -> dict[str, Any]:
         """Counts, latency of the answered and timed-out requests (None for each figure if
         there was none), and per second over the sending time: sent (``achieved_rps``, the
         generator's rate) and answered (``answered_rps``, what the server kept up with)."""
         latency_ms: dict[str, float | None]
-        if self.answered + self.timed_out:
-            percentiles = self.latency.percentiles(REPORT_PERCENTILES)
-            # Percentiles are bin upper bounds (within 5 %): never report one above the true max.
-            latency_ms = {f"p{point:g}": round(min(percentiles[point], self.max_latency_ms), 3)
-                          for point in REPORT_PERCENTILES}
-            latency_ms["max"] = round(self.max_latency_ms, 3)
+        if self.latency.count:
+            percentiles = self.latency.percentiles((*REPORT_PERCENTILES, 100.0))
+            latency_ms = {f"p{point:g}": round(percentiles[point], 3) for point in REPORT_PERCENTILES}
+            latency_ms["max"] = round(percentiles[100.0], 3)
         else:  # not 0.0: nothing was measured
             latency_ms = {**{f"p{point:g}": None for point in REPORT_PERCENTILES}, "max": None}
         return {"sent": self.sent, "answered": self.answered, "timed_out": self.timed_out,

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from shared.events import CALL_OUTCOMES, WORKER_OUTCOMES
 from shared.protocol.messages import (
-    COALESCE_ITEMS, MAX_BATCH, MAX_BEAT, MAX_DECLARED_COMMANDS, MAX_CALL_ID, MAX_COALESCED, MAX_HEADER_BYTES, MAX_NAME_CHARS, MAX_NESTING,
-    MAX_PAYLOAD_BYTES, MAX_REPORT_OUTCOMES, MAX_SLOTS, MAX_TIMEOUT_MS, MAX_WINDOW_MS, METRICS_TOPIC, PROTOCOL,
+    COALESCE_ITEMS, MAX_BATCH, MAX_BEAT, MAX_CALL_ID, MAX_COALESCED, MAX_DECLARED_COMMANDS, MAX_HEADER_BYTES,
+    MAX_NAME_CHARS, MAX_NESTING, MAX_PAYLOAD_BYTES, MAX_REPORT_OUTCOMES, MAX_SLOTS, MAX_TIMEOUT_MS, MAX_WINDOW_MS,
+    METRICS_TOPIC, PROTOCOL,
     STATE_TOPIC, Batch, BatchRequest, Beat, BreakerChange, Call, Calls, Chaos, Collapsible, Control, ControlReply,
     Declare, Item, Kind, Message, Metrics, ProtocolError, Ready, Replies, Reply, Report, Request, Requests, Result,
     Results, Signal, Snapshot, Stats,
@@ -37,8 +38,8 @@ from shared.protocol.values import (
     pack_batch_results, split_by_size, undecodable_key, unpack_batch, unpack_batch_results,
 )
 from shared.protocol.encoding import (
-    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control, declare,
-    control_reply, fit, metrics, ready, replies, reply, report, request, requests, result, results, signal,
+    HEARTBEAT, STATE_HEARTBEAT, batch, batch_request, beat, breaker_change, call, calls, chaos, collapsible, control,
+    control_reply, declare, fit, metrics, ready, replies, reply, report, request, requests, result, results, signal,
     snapshot, stats,
 )
 from shared.protocol.decoding import (
@@ -50,7 +51,8 @@ __all__ = [
     "MAX_TIMEOUT_MS", "MAX_SLOTS", "MAX_CALL_ID", "MAX_BEAT", "Beat", "beat", "MAX_NESTING", "Kind", "ProtocolError", "Request", "Reply",
     "Collapsible", "BatchRequest", "Batch", "Ready", "Call", "Result", "Requests", "Calls", "Replies",
     "Results", "Signal", "BreakerChange", "Snapshot", "Metrics", "Chaos", "Report", "Declare", "Stats", "Control",
-    "ControlReply", "Message", "MAX_BATCH", "MAX_DECLARED_COMMANDS", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES", "MAX_COALESCED",
+    "ControlReply", "Message", "MAX_BATCH", "MAX_DECLARED_COMMANDS", "MAX_WINDOW_MS", "MAX_REPORT_OUTCOMES",
+    "MAX_COALESCED",
     "COALESCE_ITEMS", "STATE_TOPIC", "METRICS_TOPIC", "Item", "encode_value", "undecodable_key", "decode_value", "encode_error",
     "decode_error", "pack_batch", "FRAMING_BYTES_PER_CALL", "split_by_size", "unpack_batch",
     "pack_batch_results", "unpack_batch_results", "request", "reply", "collapsible", "batch_request", "batch",

@@ -315,7 +315,8 @@ def test_a_producer_emitting_into_a_cancelled_stream_stops_at_once():
 
     stream = Observable(produce)
     assert compose.take(stream, 1).get() == 0
-    gevent.sleep(0.05)
+    with gevent.Timeout(5):
+        stream._greenlet.join()
     assert stream._ended and len(emitted) <= compose.BUFFER + 2
 
 

@@ -5,6 +5,7 @@ connection) is closed, instead of holding its place and its greenlet for good.""
 from __future__ import annotations
 
 import contextlib
+import sys
 import textwrap
 import time
 from typing import Any, Iterator
@@ -139,6 +140,12 @@ def _answer(sock: gevent.socket.socket) -> bytes:
     return head.split(b"\r\n")[0] + b" " + body
 
 
+def _get_size(sock: gevent.socket.socket) -> None:
+    """One GET /echo/size on ``sock``, answered whole; the connection is kept alive."""
+    sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
+    assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+
+
 def _seconds_until_closed(sock: gevent.socket.socket) -> float:
     """Reads (and drops) whatever comes until the server closes; PATIENCE_S if it never does."""
     started_s = time.monotonic()
@@ -159,8 +166,7 @@ def test_an_idle_kept_alive_connection_is_closed_and_its_greenlet_given_back(fro
     with serving(front) as (server, pool):
         sock = _connect(server)
         try:
-            sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
-            assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+            _get_size(sock)
             assert pool.free_count() == pool.size - 1
 
             idle_s = _seconds_until_closed(sock)
@@ -218,8 +224,7 @@ def test_a_kept_alive_connection_serves_a_request_sent_after_the_read_bound(fron
     with serving(front) as (server, _):
         sock = _connect(server)
         try:
-            sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
-            assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+            _get_size(sock)
             gevent.sleep(0.8)  # past the read bound (0.5 s), within the idle bound (1.5 s)
             sock.sendall(b"POST /echo/size HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n\r\nhello")
             assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 5}'
@@ -286,8 +291,12 @@ def test_headers_over_the_bound_are_answered_431_and_the_connection_closed(front
 
 SLOW = textwrap.dedent('''
     import gevent
+    from gevent.event import Event
+
+    serving = Event()  # set when a request is being served
 
     def slow(request):
+        serving.set()
         gevent.sleep(0.5)
         return {"done": True}
 
@@ -302,8 +311,7 @@ def test_a_stop_closes_idle_kept_alive_connections_at_once(front):
     server.start()
     sock = _connect(server)
     try:
-        sock.sendall(b"GET /echo/size HTTP/1.1\r\nHost: front\r\n\r\n")
-        assert _answer(sock) == b'HTTP/1.1 200 OK {"bytes": 0}'
+        _get_size(sock)
         started_s = time.monotonic()
         server.stop(timeout=PATIENCE_S)
         assert time.monotonic() - started_s < PATIENCE_S / 2, "the stop waited out the idle connection"
@@ -315,13 +323,15 @@ def test_a_stop_closes_idle_kept_alive_connections_at_once(front):
 
 def test_a_request_served_while_stopping_is_answered_whole_and_is_the_connections_last(tmp_path):
     (tmp_path / "s.py").write_text(SLOW)
-    server = DrainingServer(("127.0.0.1", 0), Front(EndpointDirectory(tmp_path)), handler_class=DeadlineHandler,
-                            log=None)
+    directory = EndpointDirectory(tmp_path)
+    directory.resolve("/s/slow")  # loaded now, to wait on its event
+    serving = sys.modules["endpoints.s"].serving
+    server = DrainingServer(("127.0.0.1", 0), Front(directory), handler_class=DeadlineHandler, log=None)
     server.start()
     sock = _connect(server)
     try:
         sock.sendall(b"GET /s/slow HTTP/1.1\r\nHost: front\r\n\r\n")
-        gevent.sleep(0.2)  # the request is being served
+        assert serving.wait(PATIENCE_S), "the request was never served"
         stopping = gevent.spawn(server.stop, PATIENCE_S)
         received = b""
         with gevent.Timeout(PATIENCE_S):
